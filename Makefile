@@ -1,0 +1,82 @@
+# HelioGrid: one entry point for the lab demo and the tests. Every target does its own set-up and
+# re-uses what is already built (virtualenv, base images, geth archives), so re-runs are fast.
+#   make demo    bring up the lab and apply site.yml to it
+#   make test    lint, unit tests, role scenarios and the system test
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(VENV)/bin:$(PATH)
+export HELIOGRID_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/heliogrid
+PIP_REQS := pyproject.toml $(wildcard files/*/pyproject.toml)
+IMAGES := trixie-amd64 bookworm-amd64 trixie-arm64
+PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+
+.PHONY: help setup host venv images geth lab-up lab-down lab-status demo test lint unit molecule system bench clean
+
+help:
+	@echo "make demo        set up everything, bring up the lab, apply site.yml, print where to look"
+	@echo "make test        set up everything and run lint, unit, role (molecule) and system tests"
+	@echo "make lab-up | lab-status | lab-down    manage the lab containers"
+	@echo "make bench       run the benchmarks (prints figures, writes docs/benchmarks.md)"
+
+setup: host venv images geth
+
+host:
+	@lab/setup-host.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(PIP_REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e . $(foreach p,$(wildcard files/*/pyproject.toml),-e $(dir $(p)))
+	@touch $@
+
+images: host
+	@for img in $(IMAGES); do lab/build-image.sh $${img%-*} $${img##*-}; done
+
+geth: host
+	@lab/build-geth.sh amd64 arm64
+
+lab-up: setup
+	$(PY) lab/lab.py up
+
+lab-status: venv
+	@$(PY) lab/lab.py status
+	@ansible all -m ansible.builtin.ping -o 2>/dev/null | sed 's/^/  /' || true
+
+lab-down: venv
+	$(PY) lab/lab.py down
+
+demo: lab-up
+	ansible-playbook site.yml
+	@$(PY) lab/summary.py
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production
+	@for pb in $(PLAYBOOKS); do ansible-playbook --syntax-check $$pb >/dev/null || exit 1; done; \
+	  echo "syntax-check: $(words $(PLAYBOOKS)) playbooks ok"
+
+unit: venv
+	pytest tests/unit $(wildcard files/*/tests) -q
+
+molecule: setup
+	@lab/run-molecule.sh
+
+system: setup
+	pytest tests/lab tests/system -q
+
+test: setup lint unit molecule system
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean: lab-down
+	rm -rf .cache test-results

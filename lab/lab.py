@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Bring the HelioGrid lab up, show it, tear it down.
+
+The lab is one rootful podman container per host of ``inventories/lab`` (image ``lab_image``,
+address ``lab_address``) on one podman network, plus ``hg-mirror``, which serves the locally built
+release archives over HTTP the way a download site would. Every object it creates carries the
+label ``io.heliogrid.lab``; ``down`` removes only objects with that label.
+
+    lab/lab.py up [HOST ...]     create or start the containers (all hosts by default)
+    lab/lab.py status            show the containers and their state
+    lab/lab.py down              remove the lab's containers and network
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEL = "io.heliogrid.lab"
+LAB_NAME = "heliogrid"
+PREFIX = "hg-"
+MIRROR = "hg-mirror"
+ADMIN_USER = "ops"
+STATE = ROOT / ".lab"
+CACHE = Path(
+    os.environ.get("HELIOGRID_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
+)
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+    image: str
+    groups: tuple[str, ...]
+
+    @property
+    def container(self) -> str:
+        return PREFIX + self.name
+
+
+def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf"))
+    result = subprocess.run(["podman", *args], env=env, text=True, capture_output=capture)
+    if check and result.returncode != 0:
+        raise SystemExit(f"podman {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def inventory(path: Path) -> tuple[dict, list[LabHost]]:
+    """Read the lab inventory through ansible-inventory, so group_vars are resolved as Ansible does."""
+    exe = shutil.which("ansible-inventory", path=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    if exe is None:
+        raise SystemExit("ansible-inventory not found: run `make setup` first")
+    data = json.loads(subprocess.run([exe, "-i", str(path), "--list"], check=True, text=True,
+                                     capture_output=True, cwd=ROOT).stdout)
+    hostvars = data["_meta"]["hostvars"]
+    groups: dict[str, set[str]] = {}
+    for group, body in data.items():
+        for host in body.get("hosts", []) if isinstance(body, dict) else []:
+            groups.setdefault(host, set()).add(group)
+    hosts = []
+    for name, hv in sorted(hostvars.items()):
+        if "lab_image" not in hv:
+            continue
+        if "lab_address" not in hv:
+            raise SystemExit(f"inventory host {name} has lab_image but no lab_address")
+        hosts.append(LabHost(name, hv["lab_address"], hv["lab_image"], tuple(sorted(groups.get(name, ())))))
+    settings = next(iter(hostvars.values()), {})
+    return settings, hosts
+
+
+def image_ref(image: str) -> str:
+    return f"localhost/heliogrid/debian:{image}"
+
+
+def exists(kind: str, name: str) -> bool:
+    return podman(kind, "exists", name, check=False).returncode == 0
+
+
+def ensure_network(name: str, subnet: str) -> None:
+    if exists("network", name):
+        labels = json.loads(podman("network", "inspect", name).stdout)[0].get("labels") or {}
+        if labels.get(LABEL) != LAB_NAME:
+            raise SystemExit(f"network {name} exists but was not created by the lab; remove or rename it")
+        return
+    gateway = subnet.rsplit(".", 1)[0] + ".1"
+    podman("network", "create", "--label", f"{LABEL}={LAB_NAME}", "--subnet", subnet,
+           "--gateway", gateway, name)
+    print(f"lab: created network {name} ({subnet})")
+
+
+def own_container(name: str) -> bool:
+    if not exists("container", name):
+        return False
+    labels = json.loads(podman("container", "inspect", name).stdout)[0]["Config"].get("Labels") or {}
+    if labels.get(LABEL) != LAB_NAME:
+        raise SystemExit(f"container {name} exists but was not created by the lab; refusing to touch it")
+    return True
+
+
+def running(name: str) -> bool:
+    out = podman("container", "inspect", "--format", "{{.State.Running}}", name, check=False)
+    return out.stdout.strip() == "true"
+
+
+def ensure_mirror(network: str, subnet: str) -> None:
+    """The artifact mirror: a plain HTTP server over the cache of built archives, read-only."""
+    (CACHE / "geth").mkdir(parents=True, exist_ok=True)
+    if own_container(MIRROR):
+        if not running(MIRROR):
+            podman("start", MIRROR)
+        return
+    address = subnet.rsplit(".", 1)[0] + ".2"
+    podman("run", "-d", "--name", MIRROR, "--hostname", "mirror", "--network", network, "--ip", address,
+           "--label", f"{LABEL}={LAB_NAME}", "-v", f"{CACHE}:/srv/mirror:ro",
+           image_ref("trixie-amd64"), "python3", "-m", "http.server", "8080", "--directory", "/srv/mirror")
+    print(f"lab: started {MIRROR} ({address}:8080 serving {CACHE})")
+
+
+def ssh_keypair() -> str:
+    key = STATE / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "heliogrid-lab-ops", "-f", str(key)],
+                       check=True)
+    return (key.with_suffix(".pub")).read_text().strip()
+
+
+def wait_booted(host: LabHost, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = podman("exec", host.container, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise SystemExit(f"{host.container}: systemd did not finish booting within {timeout:.0f}s (state: {state!r})")
+
+
+def provision_admin(host: LabHost, pubkey: str) -> str:
+    """What first boot does on a cloud image or a flashed Pi: an admin user with the ops key."""
+    script = f"""set -e
+id -u {ADMIN_USER} >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo {ADMIN_USER}
+install -d -m 0700 -o {ADMIN_USER} -g {ADMIN_USER} /home/{ADMIN_USER}/.ssh
+printf '%s\\n' '{pubkey}' > /home/{ADMIN_USER}/.ssh/authorized_keys
+chown {ADMIN_USER}: /home/{ADMIN_USER}/.ssh/authorized_keys; chmod 0600 /home/{ADMIN_USER}/.ssh/authorized_keys
+echo '{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{ADMIN_USER}; chmod 0440 /etc/sudoers.d/90-{ADMIN_USER}
+systemctl start ssh.service
+for i in $(seq 60); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 1; done
+cat /etc/ssh/ssh_host_ed25519_key.pub
+"""
+    host_key = podman("exec", host.container, "sh", "-c", script).stdout.strip().splitlines()[-1]
+    return f"{host.address} {' '.join(host_key.split()[:2])}"
+
+
+def up(only: list[str]) -> None:
+    settings, hosts = inventory(ROOT / "inventories" / "lab")
+    network, subnet = settings.get("lab_network", "heliogrid-lab"), settings.get("lab_subnet", "10.213.7.0/24")
+    if only:
+        unknown = set(only) - {h.name for h in hosts}
+        if unknown:
+            raise SystemExit(f"not lab hosts of inventories/lab: {', '.join(sorted(unknown))}")
+        hosts = [h for h in hosts if h.name in only]
+    missing = sorted({h.image for h in hosts if not exists("image", image_ref(h.image))})
+    if missing:
+        raise SystemExit(f"lab images missing: {', '.join(missing)} (run `make images`)")
+    ensure_network(network, subnet)
+    ensure_mirror(network, subnet)
+    pubkey = ssh_keypair()
+    facts = ROOT / ".cache" / "facts"
+    for host in hosts:
+        if own_container(host.container):
+            if not running(host.container):
+                podman("start", host.container)
+                print(f"lab: started {host.container}")
+            continue
+        podman("run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
+               "--ip", host.address, "--label", f"{LABEL}={LAB_NAME}", "--label", f"io.heliogrid.host={host.name}",
+               "--systemd", "always", image_ref(host.image), "/sbin/init")
+        (facts / host.name).unlink(missing_ok=True)  # a new container is a new machine
+        print(f"lab: created {host.container} ({host.image}, {host.address})")
+    known = []
+    for host in hosts:
+        wait_booted(host)
+        known.append(provision_admin(host, pubkey))
+    known_hosts = STATE / "ssh" / "known_hosts"
+    previous = known_hosts.read_text().splitlines() if known_hosts.exists() else []
+    addresses = {line.split()[0] for line in known}
+    kept = [line for line in previous if line.split()[0] not in addresses]
+    known_hosts.write_text("\n".join(kept + known) + "\n")
+    print(f"lab: {len(hosts)} host(s) up; SSH key {STATE / 'ssh' / 'id_ed25519'}")
+
+
+def containers() -> list[dict]:
+    out = podman("ps", "-a", "--filter", f"label={LABEL}={LAB_NAME}", "--format", "json").stdout
+    return json.loads(out or "[]")
+
+
+def status() -> None:
+    rows = containers()
+    if not rows:
+        print("lab: no lab containers (run `make lab-up`)")
+        return
+    print(f"{'CONTAINER':14} {'STATE':10} {'IMAGE':40} ADDRESS")
+    for c in sorted(rows, key=lambda c: c["Names"][0]):
+        name = c["Names"][0]
+        addr = ""
+        if c["State"] == "running":
+            nets = json.loads(podman("container", "inspect", name).stdout)[0]["NetworkSettings"]["Networks"]
+            addr = ", ".join(n.get("IPAddress", "") for n in nets.values())
+        print(f"{name:14} {c['State']:10} {c['Image']:40} {addr}")
+
+
+def down() -> None:
+    names = [c["Names"][0] for c in containers()]
+    if names:
+        podman("rm", "-f", "-t", "5", *names)
+        print(f"lab: removed {', '.join(sorted(names))}")
+    nets = json.loads(podman("network", "ls", "--filter", f"label={LABEL}={LAB_NAME}", "--format", "json").stdout or "[]")
+    for net in nets:
+        podman("network", "rm", net["name"])
+        print(f"lab: removed network {net['name']}")
+    shutil.rmtree(ROOT / ".cache" / "facts", ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="create or start the lab containers")
+    p_up.add_argument("hosts", nargs="*", help="inventory hosts to bring up (default: all)")
+    sub.add_parser("status", help="show the lab containers")
+    sub.add_parser("down", help="remove the lab containers and network")
+    args = parser.parse_args()
+    if args.command == "up":
+        up(args.hosts)
+    elif args.command == "status":
+        status()
+    else:
+        down()
+
+
+if __name__ == "__main__":
+    main()

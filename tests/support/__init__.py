@@ -1,0 +1,1 @@
+"""Helpers shared by the test tiers (lab access, a single-node Clique chain)."""

@@ -1,0 +1,164 @@
+"""A real single-sealer Clique chain on loopback, for tests that need geth rather than an in-process EVM.
+
+It runs the same geth v1.13.15 release archive the roles install (from the lab's build cache), with a
+genesis built like the roles' (Clique, London rules, no Shanghai), HTTP-RPC on 127.0.0.1 only.
+
+    with DevChain(tmp_path, prefund=[address]) as chain:
+        w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        chain.stop(); chain.start()      # node restarts keep the chain
+
+Use ``devchain`` (pytest fixture, function scope) from ``tests.support.fixtures``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", "1.13.15")
+GETH_COMMIT8 = "c5ba367e"
+CACHE = Path(
+    os.environ.get("HELIOGRID_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
+)
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+# A fixed, public test key: the dev chain's sealer. Never use it anywhere else.
+SEALER_KEY = "0x" + "5e" * 32
+PASSWORD = "devchain"  # noqa: S105 - the throwaway keystore of a throwaway chain
+
+
+class GethNotBuilt(RuntimeError):
+    pass
+
+
+def geth_binary() -> Path:
+    """The geth of the cached release archive, unpacked once next to it."""
+    name = f"geth-linux-{ARCH}-{GETH_VERSION}-{GETH_COMMIT8}"
+    archive = CACHE / "geth" / GETH_VERSION / f"{name}.tar.gz"
+    binary = CACHE / "geth" / GETH_VERSION / "unpacked" / name / "geth"
+    if binary.exists():
+        return binary
+    if not archive.exists():
+        raise GethNotBuilt(f"{archive} is missing: run `make geth` first")
+    with tarfile.open(archive) as tar:
+        tar.extractall(binary.parent.parent, filter="data")
+    binary.chmod(0o755)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clique_extradata(sealers: list[str]) -> str:
+    return "0x" + "00" * 32 + "".join(a.lower().removeprefix("0x") for a in sealers) + "00" * 65
+
+
+def genesis(chain_id: int, period: int, sealer: str, prefund: list[str], gas_limit: int = 30_000_000) -> dict:
+    forks = ["homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople", "petersburg",
+             "istanbul", "muirGlacier", "berlin", "london", "arrowGlacier", "grayGlacier"]
+    return {
+        "config": {"chainId": chain_id, **{f"{f}Block": 0 for f in forks},
+                   "clique": {"period": period, "epoch": 30000}},
+        "difficulty": "0x1",
+        "gasLimit": hex(gas_limit),
+        "extradata": clique_extradata([sealer]),
+        "alloc": {a.lower().removeprefix("0x"): {"balance": hex(10**24)} for a in [sealer, *prefund]},
+    }
+
+
+@dataclass
+class DevChain:
+    workdir: Path
+    prefund: list[str] = field(default_factory=list)
+    chain_id: int = 1337
+    period: int = 1
+    rpc_port: int = 0
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.sealer = Account.from_key(SEALER_KEY)
+        self.datadir = self.workdir / "geth"
+        self.rpc_port = self.rpc_port or free_port()
+        self.log = self.workdir / "geth.log"
+        if not (self.datadir / "geth" / "chaindata").exists():
+            self._init()
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+    def _init(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "password").write_text(PASSWORD)
+        (self.workdir / "password").chmod(0o600)
+        keystore = self.datadir / "keystore"
+        keystore.mkdir(exist_ok=True)
+        encrypted = Account.encrypt(SEALER_KEY, PASSWORD, kdf="scrypt", iterations=2**10)
+        (keystore / f"sealer-{self.sealer.address.lower()}.json").write_text(json.dumps(encrypted))
+        gfile = self.workdir / "genesis.json"
+        gfile.write_text(json.dumps(genesis(self.chain_id, self.period, self.sealer.address, self.prefund)))
+        subprocess.run([str(geth_binary()), "--datadir", str(self.datadir), "init", str(gfile)], check=True,
+                       capture_output=True)
+
+    def start(self, timeout: float = 60) -> DevChain:
+        if self.process and self.process.poll() is None:
+            return self
+        cmd = [str(geth_binary()), "--datadir", str(self.datadir), "--networkid", str(self.chain_id),
+               "--nodiscover", "--maxpeers", "0", "--port", "0", "--authrpc.port", str(free_port()),
+               "--ipcdisable", "--http", "--http.addr", "127.0.0.1", "--http.port", str(self.rpc_port),
+               "--http.api", "eth,net,web3,clique,txpool", "--mine", "--miner.etherbase", self.sealer.address,
+               "--unlock", self.sealer.address, "--password", str(self.workdir / "password"),
+               "--verbosity", "2"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"geth exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            if self.block_number() >= 1:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"dev chain sealed no block within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def block_number(self) -> int:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
+        request = urllib.request.Request(self.rpc_url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback URL we built
+                return int(json.load(response)["result"], 16)
+        except OSError:
+            return -1
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> DevChain:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

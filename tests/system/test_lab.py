@@ -1,0 +1,65 @@
+"""The lab itself: every host reachable as a real one would be, geth release archives run on each arch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import lab
+
+GETH_VERSION = "1.13.15"
+GETH_COMMIT = "c5ba367eb6232e3eddd7d6226bfd374449c63164"
+CACHE = Path(os.environ.get("HELIOGRID_CACHE", Path.home() / ".cache" / "heliogrid"))
+
+
+def ansible(pattern: str, module: str, args: str = "") -> dict[str, dict]:
+    """Run an ad-hoc module and return each host's result, parsed from the one-line output."""
+    cmd = [str(lab.BIN / "ansible"), pattern, "-m", module, "-o"] + (["-a", args] if args else [])
+    out = subprocess.run(cmd, env=lab.ENV, cwd=lab.ROOT, text=True, capture_output=True).stdout
+    results = {}
+    for line in out.splitlines():
+        host, _, rest = line.partition(" | ")
+        status, _, body = rest.partition(" => ")
+        results[host.strip()] = {"status": status.strip(), **(json.loads(body) if body.startswith("{") else {})}
+    return results
+
+
+def test_every_lab_host_answers_ansible(fresh_lab):
+    expected = set(lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"))
+    results = ansible("miners:stats:pis", "ansible.builtin.ping")
+    assert set(results) == expected
+    assert {h: r["status"] for h, r in results.items() if r["status"] != "SUCCESS"} == {}
+
+
+def test_pis_are_reached_over_ssh_as_the_admin_user(fresh_lab):
+    results = ansible("pis", "ansible.builtin.command", "printenv SSH_CONNECTION")
+    for host, result in results.items():
+        assert result["status"].startswith("CHANGED"), (host, result)
+        client, _, server, port = result["stdout"].split()
+        assert port == "22", (host, result["stdout"])
+
+
+@pytest.mark.parametrize(("host", "arch"), [("miner1", "amd64"), ("pi1", "arm64")])
+def test_geth_release_archive_runs_on_its_architecture(fresh_lab, host, arch):
+    name = f"geth-linux-{arch}-{GETH_VERSION}-{GETH_COMMIT[:8]}"
+    expected_sha = (CACHE / "geth" / GETH_VERSION / f"{name}.tar.gz.sha256").read_text().split()[0]
+    assert hashlib.sha256((CACHE / "geth" / GETH_VERSION / f"{name}.tar.gz").read_bytes()).hexdigest() == expected_sha
+    # Fetch from the lab mirror inside the host, check the digest there, unpack, run.
+    script = f"""set -e
+cd "$(mktemp -d)"
+python3 -c "import urllib.request; urllib.request.urlretrieve('http://hg-mirror:8080/geth/{GETH_VERSION}/{name}.tar.gz', 'g.tgz')"
+echo "{expected_sha}  g.tgz" | sha256sum -c --quiet
+tar xzf g.tgz
+uname -m
+./{name}/geth version
+"""
+    out = lab.podman_exec(f"hg-{host}", "sh", "-c", script).stdout
+    assert out.splitlines()[0] == {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+    assert f"Version: {GETH_VERSION}-stable" in out
+    assert f"Git Commit: {GETH_COMMIT}" in out
+    assert f"Architecture: {arch}" in out
