@@ -17,7 +17,7 @@ PIP_REQS := pyproject.toml $(wildcard files/*/pyproject.toml)
 IMAGES := trixie-amd64 bookworm-amd64 trixie-arm64
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help setup host venv images geth lab-up lab-down lab-status demo test lint unit molecule system bench clean
+.PHONY: help setup host venv images geth wheels lab-up lab-down lab-status demo test lint unit integration molecule system bench clean
 
 help:
 	@echo "make demo        set up everything, bring up the lab, apply site.yml, print where to look"
@@ -25,7 +25,7 @@ help:
 	@echo "make lab-up | lab-status | lab-down    manage the lab containers"
 	@echo "make bench       run the benchmarks (prints figures, writes docs/benchmarks.md)"
 
-setup: host venv images geth
+setup: host venv images geth wheels
 
 host:
 	@lab/setup-host.sh
@@ -42,6 +42,9 @@ images: host
 
 geth: host
 	@lab/build-geth.sh amd64 arm64
+
+wheels: venv
+	@lab/build-wheelhouse.sh
 
 lab-up: setup
 	$(PY) lab/lab.py up
@@ -64,16 +67,24 @@ lint: venv
 	@for pb in $(PLAYBOOKS); do ansible-playbook --syntax-check $$pb >/dev/null || exit 1; done; \
 	  echo "syntax-check: $(words $(PLAYBOOKS)) playbooks ok"
 
+# Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
 unit: venv
-	pytest tests/unit $(wildcard files/*/tests) -q
+	pytest -q -m "not slow" tests/unit tests/contracts tests/flash
+	@for pkg in $(wildcard files/*/pyproject.toml); do (cd $$(dirname $$pkg) && $(PY) -m pytest -q -m "not slow") || exit 1; done
+
+# Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc.
+integration: setup
+	pytest -q -m slow tests/contracts tests/flash tests/aws
+	@for pkg in $(wildcard files/*/pyproject.toml); do (cd $$(dirname $$pkg) && $(PY) -m pytest -q -m slow || [ $$? -eq 5 ]) || exit 1; done
+	contracts/run_slither.sh
 
 molecule: setup
 	@lab/run-molecule.sh
 
 system: setup
-	pytest tests/lab tests/system -q
+	pytest -q tests/system
 
-test: setup lint unit molecule system
+test: setup lint unit integration molecule system
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done

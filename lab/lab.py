@@ -31,8 +31,7 @@ MIRROR = "hg-mirror"
 ADMIN_USER = "ops"
 STATE = ROOT / ".lab"
 CACHE = Path(
-    os.environ.get("HELIOGRID_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
+    os.environ.get("HELIOGRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
 )
 
 
@@ -62,8 +61,9 @@ def inventory(path: Path) -> tuple[dict, list[LabHost]]:
     exe = shutil.which("ansible-inventory", path=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     if exe is None:
         raise SystemExit("ansible-inventory not found: run `make setup` first")
-    data = json.loads(subprocess.run([exe, "-i", str(path), "--list"], check=True, text=True,
-                                     capture_output=True, cwd=ROOT).stdout)
+    data = json.loads(
+        subprocess.run([exe, "-i", str(path), "--list"], check=True, text=True, capture_output=True, cwd=ROOT).stdout
+    )
     hostvars = data["_meta"]["hostvars"]
     groups: dict[str, set[str]] = {}
     for group, body in data.items():
@@ -95,8 +95,7 @@ def ensure_network(name: str, subnet: str) -> None:
             raise SystemExit(f"network {name} exists but was not created by the lab; remove or rename it")
         return
     gateway = subnet.rsplit(".", 1)[0] + ".1"
-    podman("network", "create", "--label", f"{LABEL}={LAB_NAME}", "--subnet", subnet,
-           "--gateway", gateway, name)
+    podman("network", "create", "--label", f"{LABEL}={LAB_NAME}", "--subnet", subnet, "--gateway", gateway, name)
     print(f"lab: created network {name} ({subnet})")
 
 
@@ -122,9 +121,29 @@ def ensure_mirror(network: str, subnet: str) -> None:
             podman("start", MIRROR)
         return
     address = subnet.rsplit(".", 1)[0] + ".2"
-    podman("run", "-d", "--name", MIRROR, "--hostname", "mirror", "--network", network, "--ip", address,
-           "--label", f"{LABEL}={LAB_NAME}", "-v", f"{CACHE}:/srv/mirror:ro",
-           image_ref("trixie-amd64"), "python3", "-m", "http.server", "8080", "--directory", "/srv/mirror")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        MIRROR,
+        "--hostname",
+        "mirror",
+        "--network",
+        network,
+        "--ip",
+        address,
+        "--label",
+        f"{LABEL}={LAB_NAME}",
+        "-v",
+        f"{CACHE}:/srv/mirror:ro",
+        image_ref("trixie-amd64"),
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+        "--directory",
+        "/srv/mirror",
+    )
     print(f"lab: started {MIRROR} ({address}:8080 serving {CACHE})")
 
 
@@ -132,8 +151,9 @@ def ssh_keypair() -> str:
     key = STATE / "ssh" / "id_ed25519"
     if not key.exists():
         key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "heliogrid-lab-ops", "-f", str(key)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "heliogrid-lab-ops", "-f", str(key)], check=True
+        )
     return (key.with_suffix(".pub")).read_text().strip()
 
 
@@ -184,9 +204,26 @@ def up(only: list[str]) -> None:
                 podman("start", host.container)
                 print(f"lab: started {host.container}")
             continue
-        podman("run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
-               "--ip", host.address, "--label", f"{LABEL}={LAB_NAME}", "--label", f"io.heliogrid.host={host.name}",
-               "--systemd", "always", image_ref(host.image), "/sbin/init")
+        podman(
+            "run",
+            "-d",
+            "--name",
+            host.container,
+            "--hostname",
+            host.name,
+            "--network",
+            network,
+            "--ip",
+            host.address,
+            "--label",
+            f"{LABEL}={LAB_NAME}",
+            "--label",
+            f"io.heliogrid.host={host.name}",
+            "--systemd",
+            "always",
+            image_ref(host.image),
+            "/sbin/init",
+        )
         (facts / host.name).unlink(missing_ok=True)  # a new container is a new machine
         print(f"lab: created {host.container} ({host.image}, {host.address})")
     known = []
@@ -226,7 +263,8 @@ def down() -> None:
     if names:
         podman("rm", "-f", "-t", "5", *names)
         print(f"lab: removed {', '.join(sorted(names))}")
-    nets = json.loads(podman("network", "ls", "--filter", f"label={LABEL}={LAB_NAME}", "--format", "json").stdout or "[]")
+    listed = podman("network", "ls", "--filter", f"label={LABEL}={LAB_NAME}", "--format", "json").stdout
+    nets = json.loads(listed or "[]")
     for net in nets:
         podman("network", "rm", net["name"])
         print(f"lab: removed network {net['name']}")

@@ -1,11 +1,14 @@
 """A real single-sealer Clique chain on loopback, for tests that need geth rather than an in-process EVM.
 
 It runs the same geth v1.13.15 release archive the roles install (from the lab's build cache), with a
-genesis built like the roles' (Clique, London rules, no Shanghai), HTTP-RPC on 127.0.0.1 only.
+genesis built like the roles' (Clique, London rules, no Shanghai), in the production topology: a
+sealer that unlocks its key with a password file and therefore has no HTTP-RPC (geth refuses
+`--unlock` with HTTP enabled), and a non-sealing node peered with it through a static node whose
+HTTP-RPC listens on 127.0.0.1 — the node a Pi's agent or the stats app talks to.
 
     with DevChain(tmp_path, prefund=[address]) as chain:
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-        chain.stop(); chain.start()      # node restarts keep the chain
+        chain.stop_rpc(); chain.start_rpc()   # the RPC node goes away and comes back; the chain goes on
 
 Use ``devchain`` (pytest fixture, function scope) from ``tests.support.fixtures``.
 """
@@ -25,17 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
+from eth_keys import keys
 
 GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", "1.13.15")
 GETH_COMMIT8 = "c5ba367e"
 CACHE = Path(
-    os.environ.get("HELIOGRID_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
+    os.environ.get("HELIOGRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
 )
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
 # A fixed, public test key: the dev chain's sealer. Never use it anywhere else.
 SEALER_KEY = "0x" + "5e" * 32
-PASSWORD = "devchain"  # noqa: S105 - the throwaway keystore of a throwaway chain
+SEALER_NODEKEY = "5f" * 32
+PASSWORD = "devchain"
 
 
 class GethNotBuilt(RuntimeError):
@@ -68,11 +72,27 @@ def clique_extradata(sealers: list[str]) -> str:
 
 
 def genesis(chain_id: int, period: int, sealer: str, prefund: list[str], gas_limit: int = 30_000_000) -> dict:
-    forks = ["homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople", "petersburg",
-             "istanbul", "muirGlacier", "berlin", "london", "arrowGlacier", "grayGlacier"]
+    forks = [
+        "homestead",
+        "eip150",
+        "eip155",
+        "eip158",
+        "byzantium",
+        "constantinople",
+        "petersburg",
+        "istanbul",
+        "muirGlacier",
+        "berlin",
+        "london",
+        "arrowGlacier",
+        "grayGlacier",
+    ]
     return {
-        "config": {"chainId": chain_id, **{f"{f}Block": 0 for f in forks},
-                   "clique": {"period": period, "epoch": 30000}},
+        "config": {
+            "chainId": chain_id,
+            **{f"{f}Block": 0 for f in forks},
+            "clique": {"period": period, "epoch": 30000},
+        },
         "difficulty": "0x1",
         "gasLimit": hex(gas_limit),
         "extradata": clique_extradata([sealer]),
@@ -87,71 +107,144 @@ class DevChain:
     chain_id: int = 1337
     period: int = 1
     rpc_port: int = 0
-    process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
         self.sealer = Account.from_key(SEALER_KEY)
-        self.datadir = self.workdir / "geth"
         self.rpc_port = self.rpc_port or free_port()
-        self.log = self.workdir / "geth.log"
-        if not (self.datadir / "geth" / "chaindata").exists():
+        self.p2p_port = free_port()
+        self.processes: dict[str, subprocess.Popen] = {}
+        if not (self.workdir / "sealer" / "geth" / "chaindata").exists():
             self._init()
 
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.rpc_port}"
 
+    def log(self, node: str) -> Path:
+        return self.workdir / f"{node}.log"
+
     def _init(self) -> None:
-        self.datadir.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "password").write_text(PASSWORD)
         (self.workdir / "password").chmod(0o600)
-        keystore = self.datadir / "keystore"
-        keystore.mkdir(exist_ok=True)
+        keystore = self.workdir / "sealer" / "keystore"
+        keystore.mkdir(parents=True)
         encrypted = Account.encrypt(SEALER_KEY, PASSWORD, kdf="scrypt", iterations=2**10)
         (keystore / f"sealer-{self.sealer.address.lower()}.json").write_text(json.dumps(encrypted))
+        (self.workdir / "sealer" / "nodekey").write_text(SEALER_NODEKEY)
         gfile = self.workdir / "genesis.json"
         gfile.write_text(json.dumps(genesis(self.chain_id, self.period, self.sealer.address, self.prefund)))
-        subprocess.run([str(geth_binary()), "--datadir", str(self.datadir), "init", str(gfile)], check=True,
-                       capture_output=True)
+        for node in ("sealer", "rpc"):
+            subprocess.run(
+                [str(geth_binary()), "--datadir", str(self.workdir / node), "init", str(gfile)],
+                check=True,
+                capture_output=True,
+            )
+
+    def _common(self, node: str) -> list[str]:
+        return [
+            str(geth_binary()),
+            "--datadir",
+            str(self.workdir / node),
+            "--networkid",
+            str(self.chain_id),
+            "--nodiscover",
+            "--ipcdisable",
+            "--authrpc.port",
+            str(free_port()),
+            "--verbosity",
+            "2",
+        ]
+
+    def _spawn(self, node: str, args: list[str]) -> None:
+        if node in self.processes and self.processes[node].poll() is None:
+            return
+        with self.log(node).open("ab") as log:
+            self.processes[node] = subprocess.Popen(self._common(node) + args, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_sealer(self) -> None:
+        self._spawn(
+            "sealer",
+            [
+                "--port",
+                str(self.p2p_port),
+                "--nat",
+                "extip:127.0.0.1",
+                "--mine",
+                "--miner.etherbase",
+                self.sealer.address,
+                "--unlock",
+                self.sealer.address,
+                "--password",
+                str(self.workdir / "password"),
+            ],
+        )
+
+    def start_rpc(self, timeout: float = 60) -> None:
+        pubkey = keys.PrivateKey(bytes.fromhex(SEALER_NODEKEY)).public_key.to_hex()[2:]
+        config = self.workdir / "rpc.toml"
+        config.write_text(f'[Node.P2P]\nStaticNodes = ["enode://{pubkey}@127.0.0.1:{self.p2p_port}"]\n')
+        self._spawn(
+            "rpc",
+            [
+                "--config",
+                str(config),
+                "--port",
+                str(free_port()),
+                "--http",
+                "--http.addr",
+                "127.0.0.1",
+                "--http.port",
+                str(self.rpc_port),
+                "--http.api",
+                "eth,net,web3,clique,txpool",
+            ],
+        )
+        self._wait(lambda: self.block_number() >= 1, timeout, "rpc")
 
     def start(self, timeout: float = 60) -> DevChain:
-        if self.process and self.process.poll() is None:
-            return self
-        cmd = [str(geth_binary()), "--datadir", str(self.datadir), "--networkid", str(self.chain_id),
-               "--nodiscover", "--maxpeers", "0", "--port", "0", "--authrpc.port", str(free_port()),
-               "--ipcdisable", "--http", "--http.addr", "127.0.0.1", "--http.port", str(self.rpc_port),
-               "--http.api", "eth,net,web3,clique,txpool", "--mine", "--miner.etherbase", self.sealer.address,
-               "--unlock", self.sealer.address, "--password", str(self.workdir / "password"),
-               "--verbosity", "2"]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.start_sealer()
+        self.start_rpc(timeout)
+        return self
+
+    def _wait(self, ready, timeout: float, node: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"geth exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
-            if self.block_number() >= 1:
-                return self
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"geth {name} exited with {process.returncode}: {self.log(name).read_text()[-2000:]}"
+                    )
+            if ready():
+                return
             time.sleep(0.2)
-        raise TimeoutError(f"dev chain sealed no block within {timeout}s: {self.log.read_text()[-2000:]}")
+        raise TimeoutError(f"dev chain not ready within {timeout}s: {self.log(node).read_text()[-2000:]}")
 
     def block_number(self) -> int:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
         request = urllib.request.Request(self.rpc_url, body, {"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback URL we built
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return int(json.load(response)["result"], 16)
         except OSError:
             return -1
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+    def _stop(self, node: str) -> None:
+        process = self.processes.pop(node, None)
+        if process and process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+                process.kill()
+                process.wait()
+
+    def stop_rpc(self) -> None:
+        self._stop("rpc")
+
+    def stop(self) -> None:
+        self._stop("rpc")
+        self._stop("sealer")
 
     def __enter__(self) -> DevChain:
         return self.start()

@@ -12,10 +12,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / "lab" / "containers.conf"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-           ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
-                   r"\s+failed=(?P<failed>\d+)", re.MULTILINE)
+ENV = dict(
+    os.environ,
+    CONTAINERS_CONF=str(ROOT / "lab" / "containers.conf"),
+    ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+    ANSIBLE_FORCE_COLOR="0",
+    PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+)
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
 
 
 @dataclass
@@ -25,8 +33,10 @@ class PlaybookRun:
 
     @property
     def recap(self) -> dict[str, dict[str, int]]:
-        return {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
-                for m in RECAP.finditer(self.output)}
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(self.output)
+        }
 
     @property
     def changed(self) -> int:
@@ -34,16 +44,23 @@ class PlaybookRun:
 
 
 def lab(*args: str) -> str:
-    result = subprocess.run([sys.executable, str(ROOT / "lab" / "lab.py"), *args], env=ENV, cwd=ROOT,
-                            text=True, capture_output=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "lab" / "lab.py"), *args], env=ENV, cwd=ROOT, text=True, capture_output=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"lab.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
 def playbook(path: str, *args: str, log: Path | None = None) -> PlaybookRun:
-    result = subprocess.run([str(BIN / "ansible-playbook"), path, *args], env=ENV, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), path, *args],
+        env=ENV,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(result.stdout)
@@ -58,8 +75,11 @@ def podman_exec(container: str, *cmd: str, check: bool = True) -> subprocess.Com
 
 
 def inventory_hosts(group: str) -> list[str]:
-    data = json.loads(subprocess.run([str(BIN / "ansible-inventory"), "--list"], env=ENV, cwd=ROOT, text=True,
-                                     capture_output=True, check=True).stdout)
+    data = json.loads(
+        subprocess.run(
+            [str(BIN / "ansible-inventory"), "--list"], env=ENV, cwd=ROOT, text=True, capture_output=True, check=True
+        ).stdout
+    )
     found: list[str] = []
 
     def walk(name: str) -> None:

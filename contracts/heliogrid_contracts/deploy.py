@@ -1,0 +1,375 @@
+"""Deploy EnergyToken + EnergyMarket once, then converge their settings, meters and meter funding.
+
+Idempotent: with a deployment record present, the code at the recorded addresses is checked against
+the recorded artifacts and nothing is redeployed; a recorded address without that code is an error
+(`DeployError`), never a silent redeploy. In check mode nothing is sent; the plan is returned.
+
+The Ansible module `heliogrid_contracts_deploy` (roles/contracts/library) is a thin wrapper around
+`Deployer.run`; the tests and the gas benchmark use the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from heliogrid_contracts.artifacts import BUILD_DIR, Artifact
+
+UINT32_MAX = 2**32 - 1
+MAX_TOLERANCE_PERCENT = 100
+
+
+class DeployError(RuntimeError):
+    """The deployment cannot proceed; the message says what was found and what was expected."""
+
+
+def _address(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not Web3.is_address(value):
+        raise DeployError(f"{what}: expected a 0x-prefixed 20-byte hex address, got {value!r}")
+    address = Web3.to_checksum_address(value)
+    if int(address, 16) == 0:
+        raise DeployError(f"{what}: the zero address is not allowed")
+    return address
+
+
+def _int(value: Any, what: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DeployError(f"{what}: expected an integer, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise DeployError(f"{what}: expected an integer, got {value!r}") from None
+    if number < low or (high is not None and number > high):
+        raise DeployError(f"{what}: expected {low}..{high if high is not None else '∞'}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """A Pi's meter as the inventory describes it."""
+
+    address: str
+    owner: str
+    capacity_watts: int
+    active: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> MeterSpec:
+        where = f"meters[{index}]"
+        if not isinstance(data, dict):
+            raise DeployError(f"{where}: expected a mapping with address, owner, capacity_watts; got {data!r}")
+        unknown = set(data) - {"address", "owner", "capacity_watts", "active", "name"}
+        if unknown:
+            raise DeployError(f"{where}: unknown keys {sorted(unknown)}; expected address, owner, capacity_watts")
+        label = f"{where} ({data['name']})" if data.get("name") else where
+        active = data.get("active", True)
+        if not isinstance(active, bool):
+            raise DeployError(f"{label}.active: expected true or false, got {active!r}")
+        return cls(
+            address=_address(data.get("address"), f"{label}.address"),
+            owner=_address(data.get("owner"), f"{label}.owner"),
+            capacity_watts=_int(data.get("capacity_watts"), f"{label}.capacity_watts", 1, UINT32_MAX),
+            active=active,
+        )
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """What the chain should hold after a run."""
+
+    token_name: str
+    token_symbol: str
+    tariff: int  # token base units minted per credited kWh
+    tolerance_percent: int
+    meters: tuple[MeterSpec, ...] = ()
+    meter_min_balance_wei: int = 0  # top a meter up when its balance is below this...
+    meter_fund_wei: int = 0  # ...to this balance
+    expected_chain_id: int | None = None
+
+    def __post_init__(self) -> None:
+        for what, text in (("token_name", self.token_name), ("token_symbol", self.token_symbol)):
+            if not isinstance(text, str) or not text.strip():
+                raise DeployError(f"{what}: expected a non-empty string, got {text!r}")
+        _int(self.tariff, "tariff", 0)
+        _int(self.tolerance_percent, "tolerance_percent", 0, MAX_TOLERANCE_PERCENT)
+        _int(self.meter_min_balance_wei, "meter_min_balance_wei", 0)
+        _int(self.meter_fund_wei, "meter_fund_wei", self.meter_min_balance_wei)
+        seen: set[str] = set()
+        for meter in self.meters:
+            if meter.address in seen:
+                raise DeployError(f"meter {meter.address} is listed twice")
+            seen.add(meter.address)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploySpec:
+        meters = data.get("meters") or []
+        if not isinstance(meters, list):
+            raise DeployError(f"meters: expected a list, got {meters!r}")
+        chain_id = data.get("expected_chain_id")
+        return cls(
+            token_name=data["token_name"],
+            token_symbol=data["token_symbol"],
+            tariff=_int(data["tariff"], "tariff", 0),
+            tolerance_percent=_int(data["tolerance_percent"], "tolerance_percent", 0, MAX_TOLERANCE_PERCENT),
+            meters=tuple(MeterSpec.from_dict(m, i) for i, m in enumerate(meters)),
+            meter_min_balance_wei=_int(data.get("meter_min_balance_wei", 0), "meter_min_balance_wei", 0),
+            meter_fund_wei=_int(data.get("meter_fund_wei", 0), "meter_fund_wei", 0),
+            expected_chain_id=None if chain_id in (None, "") else _int(chain_id, "expected_chain_id", 1),
+        )
+
+
+@dataclass
+class Result:
+    changed: bool = False
+    actions: list[str] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        for key in ("token", "market"):
+            _address(record[key]["address"], f"{path}: {key}.address")
+        int(record["chainId"])
+    except (ValueError, KeyError, TypeError, DeployError) as exc:
+        raise DeployError(
+            f"deployment record {path} is unreadable ({exc}); expected the JSON this tool writes"
+        ) from exc
+    return record
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)  # addresses and ABI are public; later plays and the stats app read them
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Deployer:
+    """Sends the deployer's transactions (signed locally) and converges the chain to a DeploySpec."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        private_key: str,
+        record_path: Path,
+        build_dir: Path = BUILD_DIR,
+        check_mode: bool = False,
+        receipt_timeout: float = 180,
+    ) -> None:
+        try:
+            self.account: LocalAccount = Account.from_key(private_key)
+        except (ValueError, TypeError) as exc:
+            # Never echo the key: say only what shape was expected.
+            raise DeployError("deployer private key: expected 32 bytes as 64 hex digits (0x optional)") from exc
+        self.w3 = w3
+        self.record_path = record_path
+        self.check_mode = check_mode
+        self.receipt_timeout = receipt_timeout
+        self.token_artifact = Artifact.load("EnergyToken", build_dir)
+        self.market_artifact = Artifact.load("EnergyMarket", build_dir)
+        self.result = Result()
+
+    # ------------------------------------------------------------ transactions
+
+    def _send(self, tx: dict[str, Any], what: str) -> dict[str, Any]:
+        tx = {**tx, "from": self.account.address, "chainId": self.chain_id}
+        tx["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
+        if "gas" not in tx:
+            tx["gas"] = self.w3.eth.estimate_gas(tx)
+        if "maxFeePerGas" not in tx and "gasPrice" not in tx:
+            base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas")
+            if base_fee is None:
+                tx["gasPrice"] = self.w3.eth.gas_price
+            else:
+                tip = self.w3.eth.max_priority_fee
+                tx["maxPriorityFeePerGas"] = tip
+                tx["maxFeePerGas"] = 2 * base_fee + tip
+        signed = self.account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        if receipt["status"] != 1:
+            raise DeployError(f"{what}: transaction {tx_hash.to_0x_hex()} reverted (block {receipt['blockNumber']})")
+        return dict(receipt)
+
+    def _call(self, fn: Any, what: str) -> dict[str, Any]:
+        return self._send(fn.build_transaction({"from": self.account.address}), what)
+
+    def _act(self, description: str, action: Callable[[], Any]) -> Any:
+        """Record a change; perform it unless in check mode."""
+        self.result.changed = True
+        if self.check_mode:
+            self.result.actions.append(f"would {description}")
+            return None
+        value = action()
+        self.result.actions.append(description)
+        return value
+
+    # ------------------------------------------------------------ steps
+
+    def _contracts_from_record(self, record: dict[str, Any]) -> tuple[Contract, Contract]:
+        if int(record["chainId"]) != self.chain_id:
+            raise DeployError(
+                f"deployment record {self.record_path} is for chain {record['chainId']}, the node is on chain "
+                f"{self.chain_id}; refusing to mix them (move the record aside only if the old chain is gone)"
+            )
+        contracts = []
+        for key, artifact in (("token", self.token_artifact), ("market", self.market_artifact)):
+            address = Web3.to_checksum_address(record[key]["address"])
+            code = bytes(self.w3.eth.get_code(address))
+            if not code:
+                raise DeployError(
+                    f"{artifact.name} is recorded at {address} in {self.record_path}, but chain {self.chain_id} has "
+                    "no code there (chain reset, or the wrong RPC node?). Not redeploying silently: move the "
+                    "record aside to deploy afresh."
+                )
+            if not artifact.matches_code(code):
+                raise DeployError(
+                    f"the code at {address} (recorded {artifact.name}) differs from contracts/build/"
+                    f"{artifact.name}.json; the recorded deployment is from other sources. Not redeploying "
+                    "silently: move the record aside to deploy afresh."
+                )
+            contracts.append(self.w3.eth.contract(address=address, abi=artifact.abi))
+        token, market = contracts
+        if market.functions.token().call() != token.address:
+            raise DeployError(
+                f"market {market.address} is bound to token {market.functions.token().call()}, "
+                f"not to the recorded token {token.address}"
+            )
+        return token, market
+
+    def _deploy(self, spec: DeploySpec) -> tuple[Contract, Contract] | None:
+        def deploy() -> tuple[Contract, Contract]:
+            token_factory = self.w3.eth.contract(abi=self.token_artifact.abi, bytecode=self.token_artifact.bytecode)
+            receipt = self._call(
+                token_factory.constructor(spec.token_name, spec.token_symbol, self.account.address), "deploy token"
+            )
+            token = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.token_artifact.abi)
+            token_block = receipt["blockNumber"]
+            market_factory = self.w3.eth.contract(abi=self.market_artifact.abi, bytecode=self.market_artifact.bytecode)
+            receipt = self._call(
+                market_factory.constructor(token.address, self.account.address, spec.tariff, spec.tolerance_percent),
+                "deploy market",
+            )
+            market = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.market_artifact.abi)
+            record = {
+                "chainId": self.chain_id,
+                "deployer": self.account.address,
+                "token": {"address": token.address, "abi": self.token_artifact.abi, "block": token_block},
+                "market": {"address": market.address, "abi": self.market_artifact.abi, "block": receipt["blockNumber"]},
+            }
+            write_record(self.record_path, record)
+            return token, market
+
+        return self._act(
+            f"deploy {self.token_artifact.name} ({spec.token_name}/{spec.token_symbol}) and "
+            f"{self.market_artifact.name} (tariff {spec.tariff}, tolerance {spec.tolerance_percent}%)",
+            deploy,
+        )
+
+    def _converge_settings(self, spec: DeploySpec, token: Contract, market: Contract) -> None:
+        name, symbol = token.functions.name().call(), token.functions.symbol().call()
+        if (name, symbol) != (spec.token_name, spec.token_symbol):
+            raise DeployError(
+                f"token {token.address} is {name!r}/{symbol!r}, the inventory asks for "
+                f"{spec.token_name!r}/{spec.token_symbol!r}; name and symbol are fixed at deployment"
+            )
+        minter = token.functions.MINTER_ROLE().call()
+        if not token.functions.hasRole(minter, market.address).call():
+            self._act(
+                f"grant MINTER_ROLE on {token.address} to market {market.address}",
+                lambda: self._call(token.functions.grantRole(minter, market.address), "grant MINTER_ROLE"),
+            )
+        tariff = market.functions.tariff().call()
+        if tariff != spec.tariff:
+            self._act(
+                f"set tariff {tariff} -> {spec.tariff}",
+                lambda: self._call(market.functions.setTariff(spec.tariff), "setTariff"),
+            )
+        tolerance = market.functions.tolerancePercent().call()
+        if tolerance != spec.tolerance_percent:
+            self._act(
+                f"set tolerance {tolerance}% -> {spec.tolerance_percent}%",
+                lambda: self._call(market.functions.setTolerancePercent(spec.tolerance_percent), "setTolerancePercent"),
+            )
+
+    def _converge_meter(self, meter: MeterSpec, market: Contract | None) -> None:
+        on_chain = market.functions.getMeter(meter.address).call() if market is not None else None
+        registered = on_chain is not None and on_chain[3] != 0
+        if registered:
+            owner, capacity, active = on_chain[0], on_chain[1], on_chain[2]
+            if (owner, capacity) != (meter.owner, meter.capacity_watts):
+                raise DeployError(
+                    f"meter {meter.address} is registered with owner {owner} and {capacity} W; the inventory says "
+                    f"owner {meter.owner} and {meter.capacity_watts} W. Registrations are immutable: deactivate it "
+                    "(active: false) and give the Pi a new meter key."
+                )
+            if active and not meter.active:
+                self._act(
+                    f"deactivate meter {meter.address}",
+                    lambda: self._call(market.functions.deactivateMeter(meter.address), "deactivateMeter"),
+                )
+            elif not active and meter.active:
+                raise DeployError(
+                    f"meter {meter.address} was deactivated on chain and cannot be reactivated; give the Pi a new "
+                    "meter key, or set active: false for it in the inventory"
+                )
+        elif meter.active:
+            self._act(
+                f"register meter {meter.address} (owner {meter.owner}, {meter.capacity_watts} W)",
+                lambda: self._call(
+                    market.functions.registerMeter(meter.address, meter.owner, meter.capacity_watts), "registerMeter"
+                ),
+            )
+
+    def _fund_meter(self, meter: MeterSpec, spec: DeploySpec) -> None:
+        if not meter.active or spec.meter_fund_wei == 0:
+            return
+        balance = self.w3.eth.get_balance(meter.address)
+        if balance >= spec.meter_min_balance_wei and balance > 0:
+            return
+        amount = spec.meter_fund_wei - balance
+        if amount <= 0:
+            return
+        self._act(
+            f"fund meter {meter.address} with {amount} wei (balance {balance} -> {spec.meter_fund_wei})",
+            lambda: self._send({"to": meter.address, "value": amount, "gas": 21000}, f"fund {meter.address}"),
+        )
+
+    # ------------------------------------------------------------ entry point
+
+    def run(self, spec: DeploySpec) -> Result:
+        self.chain_id = self.w3.eth.chain_id
+        if spec.expected_chain_id is not None and spec.expected_chain_id != self.chain_id:
+            raise DeployError(f"the RPC node is on chain {self.chain_id}, expected chain {spec.expected_chain_id}")
+        record = read_record(self.record_path)
+        contracts = self._contracts_from_record(record) if record is not None else self._deploy(spec)
+        if contracts is not None:
+            token, market = contracts
+            self._converge_settings(spec, token, market)
+        else:
+            market = None  # check mode before the first deployment: every meter would be registered
+        for meter in spec.meters:
+            self._converge_meter(meter, market)
+            self._fund_meter(meter, spec)
+        self.result.record = read_record(self.record_path)
+        return self.result

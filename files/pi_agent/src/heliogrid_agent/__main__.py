@@ -1,0 +1,3 @@
+from heliogrid_agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Command line: ``heliogrid-agent run|check-config|keygen|address``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from heliogrid_agent import __version__
+from heliogrid_agent.chain import DeploymentError, Web3Chain, load_deployment
+from heliogrid_agent.config import AgentConfig, ConfigError, load_config
+from heliogrid_agent.keys import LIGHT_SCRYPT_N, KeystoreError, create_keystore, keystore_address, load_account
+
+DEFAULT_CONFIG = "/etc/heliogrid-agent/agent.toml"
+log = logging.getLogger("heliogrid_agent")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="heliogrid-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"TOML configuration (default {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="measure, report and serve the UI until stopped")
+    sub.add_parser("check-config", help="validate the configuration and exit (0 when valid)")
+    keygen = sub.add_parser("keygen", help="create the keystore and password file if the keystore is missing")
+    keygen.add_argument("--keystore", help="default: chain.keystore from the configuration")
+    keygen.add_argument("--password-file", help="default: chain.password_file from the configuration")
+    keygen.add_argument("--scrypt-n", type=int, default=LIGHT_SCRYPT_N, help="scrypt cost (power of two)")
+    address = sub.add_parser("address", help="print the Pi's account address (from the keystore, no password)")
+    address.add_argument("--keystore", help="default: chain.keystore from the configuration")
+    args = parser.parse_args(argv)
+
+    try:
+        explicit = args.command == "address" or (args.command == "keygen" and args.password_file)
+        if args.command in ("keygen", "address") and args.keystore and explicit:
+            config = None
+        else:
+            config = load_config(args.config)
+        if args.command == "check-config":
+            assert config is not None
+            if config.chain.enabled:
+                load_deployment(config.chain.contracts_file)
+            print(f"{args.config}: valid ({config.meter.sensor} sensor, {config.meter.capacity_watts:g} W)")
+            return 0
+        if args.command == "address":
+            print(keystore_address(args.keystore or config.chain.keystore))  # type: ignore[union-attr]
+            return 0
+        if args.command == "keygen":
+            keystore = Path(args.keystore or config.chain.keystore)  # type: ignore[union-attr]
+            password = Path(args.password_file or config.chain.password_file)  # type: ignore[union-attr]
+            addr, created = create_keystore(keystore, password, args.scrypt_n)
+            print(f"{'created' if created else 'exists'} {addr}")
+            return 0
+        assert config is not None
+        return run(config)
+    except (ConfigError, DeploymentError, KeystoreError) as exc:
+        print(f"heliogrid-agent: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(config: AgentConfig) -> int:
+    from heliogrid_agent.agent import Agent
+    from heliogrid_agent.clock import SystemClock
+    from heliogrid_agent.indicators import PauseButton, SaleLed
+    from heliogrid_agent.logs import setup_logging
+    from heliogrid_agent.metrics import AgentMetrics
+    from heliogrid_agent.pins import make_pin_factory
+    from heliogrid_agent.reporter import Reporter
+    from heliogrid_agent.sensors import make_sensor
+    from heliogrid_agent.store import Store
+    from heliogrid_agent.ui import UiServer
+
+    setup_logging(config.log.level, config.log.target)
+    clock = SystemClock()
+    pin_factory = make_pin_factory(config.gpio.pin_factory)
+    metrics = AgentMetrics()
+    store = Store(config.store.path)
+    closers: list[Any] = [store]
+    reporter = None
+    if config.chain.enabled:
+        deployment = load_deployment(config.chain.contracts_file)
+        account = load_account(config.chain.keystore, config.chain.password_file)
+        chain = Web3Chain(config.chain.rpc_url, deployment, timeout=config.chain.rpc_timeout_seconds)
+        reporter = Reporter(
+            chain, store, account,
+            expected_chain_id=deployment.chain_id,
+            gas_limit=config.chain.gas_limit,
+            max_gas_price_wei=int(config.chain.max_gas_price_gwei * 10**9),
+            resend_seconds=config.chain.resend_seconds,
+            clock=clock, metrics=metrics,
+        )  # fmt: skip
+    sensor = make_sensor(config, clock, pin_factory)
+    closers.insert(0, sensor)
+    agent = Agent(config, sensor, store, reporter, clock, metrics)
+    if config.gpio.led_pin is not None and reporter is not None:
+        led = SaleLed(config.gpio.led_pin, config.gpio.led_blinks, pin_factory)
+        reporter.on_sale = led.sale
+        closers.insert(0, led)
+    if config.gpio.button_pin is not None:
+        closers.insert(0, PauseButton(config.gpio.button_pin, agent.toggle_selling, pin_factory))
+    if config.metrics.enabled:
+        server = metrics.serve(config.metrics.listen_address, config.metrics.port)
+        closers.insert(0, _Shutdown(server))
+    if config.ui.enabled:
+        ui = UiServer(agent, config.ui.listen_address, config.ui.port).start()
+        closers.insert(0, _Shutdown(ui.httpd))
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("stopping on signal %s", signal.Signals(signum).name, extra={"event": "stop"})
+        agent._stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info(
+        "started: %s sensor, %s W capacity, counter %s Wh, account %s",
+        config.meter.sensor, config.meter.capacity_watts, agent.meter.total_wh,
+        reporter.address if reporter else "-", extra={"event": "start"},
+    )  # fmt: skip
+    agent.start()
+    try:
+        agent.wait()
+    finally:
+        agent.stop()
+        for closer in closers:
+            closer.close()
+    return 0
+
+
+class _Shutdown:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,350 @@
+"""The agent's configuration: dataclasses, and a TOML loader that rejects bad input with clear errors.
+
+Every error names the key (as ``section.key``), the value found and what was expected, and all of them are
+raised before the agent touches the sensor, the database or the chain.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SENSORS = ("s0", "mcp3xxx", "simulated")
+MCP_CHIPS = (
+    "MCP3001", "MCP3002", "MCP3004", "MCP3008",
+    "MCP3201", "MCP3202", "MCP3204", "MCP3208",
+    "MCP3301", "MCP3302", "MCP3304",
+)  # fmt: skip
+PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
+# BCM numbers of the GPIO lines on the 40-pin header of every Pi since the B+.
+GPIO_PINS = range(0, 28)
+LOG_TARGETS = ("auto", "journal", "stderr")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or holds a value the agent cannot use."""
+
+
+@dataclass(frozen=True)
+class S0Config:
+    pin: int
+    impulses_per_kwh: int = 1000
+    pull_up: bool = True  # S0 outputs are open collector: the pin idles high and a pulse pulls it low
+    bounce_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class McpConfig:
+    chip: str = "MCP3008"
+    channel: int = 0
+    scale_watts: float = 0.0  # watts at a full-scale reading (value 1.0 after the offset)
+    offset: float = 0.0  # reading (0..1) at zero power
+    samples: int = 8  # reads averaged per sample
+    spi_port: int = 0
+    spi_device: int = 0
+
+
+@dataclass(frozen=True)
+class SimulatedConfig:
+    panels: int = 4
+    panel_peak_watts: float = 250.0
+    sunrise_hour: float = 6.0
+    sunset_hour: float = 20.0
+    noise: float = 0.05  # relative standard deviation of production and consumption
+    house_watts: float = 150.0  # mean house consumption, subtracted from production
+    utc_offset_hours: float = 0.0
+    time_scale: float = 1.0  # how fast the day curve turns (energy is always power x real time)
+    clear_sky: bool = False  # True: noon all day (the lab, when it needs energy at any hour)
+    seed: int | None = None
+
+    @property
+    def capacity_watts(self) -> float:
+        return self.panels * self.panel_peak_watts
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    sensor: str
+    interval_seconds: float = 5.0
+    capacity_watts: float = 0.0  # derived from the simulated installation when not given
+    tolerance_percent: float = 10.0
+    max_gap_seconds: float = 0.0  # 0: three intervals
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    rpc_url: str = "http://127.0.0.1:8545"
+    contracts_file: Path = Path("/etc/heliogrid-agent/contracts.json")
+    keystore: Path = Path("/var/lib/heliogrid-agent/keystore.json")
+    password_file: Path = Path("/etc/heliogrid-agent/password")
+    gas_limit: int = 300_000
+    max_gas_price_gwei: float = 100.0
+    poll_seconds: float = 2.0
+    resend_seconds: float = 30.0
+    rpc_timeout_seconds: float = 5.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path = Path("/var/lib/heliogrid-agent/agent.db")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True
+    listen_address: str = "127.0.0.1"
+    port: int = 9720
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    enabled: bool = True
+    listen_address: str = "0.0.0.0"  # noqa: S104 - the page is for the LAN; non-private clients get 403
+    port: int = 8080
+    recent_transactions: int = 10
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    pin_factory: str = "default"
+    led_pin: int | None = None  # blinks on each sale
+    button_pin: int | None = None  # toggles selling on and off
+    led_blinks: int = 3
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+    target: str = "auto"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    meter: MeterConfig
+    sensor: S0Config | McpConfig | SimulatedConfig
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def capacity_watts(self) -> float:
+        return self.meter.capacity_watts
+
+    @property
+    def max_gap_seconds(self) -> float:
+        return self.meter.max_gap_seconds or 3 * self.meter.interval_seconds
+
+
+SECTION_CLASSES: dict[str, type] = {
+    "meter": MeterConfig,
+    "chain": ChainConfig,
+    "store": StoreConfig,
+    "metrics": MetricsConfig,
+    "ui": UiConfig,
+    "gpio": GpioConfig,
+    "log": LogConfig,
+}
+SENSOR_CLASSES: dict[str, type] = {"s0": S0Config, "mcp3xxx": McpConfig, "simulated": SimulatedConfig}
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_config(raw: dict[str, Any]) -> AgentConfig:
+    """Validate a configuration mapping (the parsed TOML) into an AgentConfig."""
+    allowed = {*SECTION_CLASSES, "sensor"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"unknown section [{key}]; expected one of {sorted(allowed)}")
+    if "meter" not in raw:
+        raise ConfigError("missing section [meter] (it names the sensor: meter.sensor = one of s0, mcp3xxx, simulated)")
+    sections = {name: _build(cls, name, raw.get(name, {})) for name, cls in SECTION_CLASSES.items()}
+    meter: MeterConfig = sections["meter"]
+    if meter.sensor not in SENSORS:
+        raise ConfigError(f"meter.sensor = {meter.sensor!r} is not a known sensor; expected one of {list(SENSORS)}")
+
+    sensor_tables = raw.get("sensor", {})
+    if not isinstance(sensor_tables, dict):
+        raise ConfigError("[sensor] must be a table of tables such as [sensor.s0]")
+    for name in sensor_tables:
+        if name not in SENSORS:
+            raise ConfigError(f"unknown sensor table [sensor.{name}]; expected one of {list(SENSORS)}")
+    if meter.sensor != "simulated" and meter.sensor not in sensor_tables:
+        raise ConfigError(f"meter.sensor = {meter.sensor!r} needs a [sensor.{meter.sensor}] table")
+    sensor = _build(SENSOR_CLASSES[meter.sensor], f"sensor.{meter.sensor}", sensor_tables.get(meter.sensor, {}))
+
+    gpio: GpioConfig = sections["gpio"]
+    _check_ranges(meter, sensor, sections)
+    if isinstance(sensor, SimulatedConfig):
+        if meter.capacity_watts and meter.capacity_watts != sensor.capacity_watts:
+            raise ConfigError(
+                f"meter.capacity_watts = {meter.capacity_watts} contradicts the simulated installation "
+                f"({sensor.panels} x {sensor.panel_peak_watts} W = {sensor.capacity_watts} W); leave it out"
+            )
+        meter = MeterConfig(**{**_asdict(meter), "capacity_watts": sensor.capacity_watts})
+    elif meter.capacity_watts <= 0:
+        raise ConfigError(
+            f"meter.capacity_watts is required for sensor {meter.sensor!r}: the installation's peak export in watts "
+            "(readings above it are rejected)"
+        )
+    _check_pins(sensor, gpio)
+    return AgentConfig(meter=meter, sensor=sensor, **{k: v for k, v in sections.items() if k != "meter"})
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _build(cls: type, section: str, table: Any) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{section}] must be a table, got {type(table).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"unknown key {section}.{key}; expected one of {sorted(known)}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        required = f.default is MISSING and f.default_factory is MISSING
+        if name not in table:
+            if required:
+                raise ConfigError(f"missing key {section}.{name}")
+            continue
+        values[name] = _coerce(f"{section}.{name}", table[name], f.type)
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    kind = str(annotation)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r} must be true or false")
+        return value
+    if kind in ("int", "int | None"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r} must be an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{key} = {value!r} must be a finite number")
+        return float(value)
+    if kind == "Path":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} = {value!r} must be a non-empty path string")
+        return Path(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r} must be a string")
+    return value
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} = {value!r} must be greater than 0")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is not valid; expected one of {list(choices)}")
+
+
+def _port(key: str, value: int) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{key} = {value} is not a TCP port; expected 1..65535")
+
+
+def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> None:
+    _positive("meter.interval_seconds", meter.interval_seconds)
+    if meter.tolerance_percent < 0:
+        raise ConfigError(f"meter.tolerance_percent = {meter.tolerance_percent} must be 0 or more")
+    if meter.max_gap_seconds and meter.max_gap_seconds < meter.interval_seconds:
+        raise ConfigError(
+            f"meter.max_gap_seconds = {meter.max_gap_seconds} is shorter than meter.interval_seconds = "
+            f"{meter.interval_seconds}; every interval would count as a gap"
+        )
+    if isinstance(sensor, S0Config):
+        _positive("sensor.s0.impulses_per_kwh", sensor.impulses_per_kwh)
+        if sensor.bounce_ms < 0:
+            raise ConfigError(f"sensor.s0.bounce_ms = {sensor.bounce_ms} must be 0 or more")
+    elif isinstance(sensor, McpConfig):
+        _one_of("sensor.mcp3xxx.chip", sensor.chip, MCP_CHIPS)
+        channels = 1 if sensor.chip.endswith("1") else int(sensor.chip[-1])
+        if not 0 <= sensor.channel < channels:
+            raise ConfigError(
+                f"sensor.mcp3xxx.channel = {sensor.channel} does not exist on the {sensor.chip}; "
+                f"expected 0..{channels - 1}"
+            )
+        _positive("sensor.mcp3xxx.scale_watts", sensor.scale_watts)
+        if not 0 <= sensor.offset < 1:
+            raise ConfigError(f"sensor.mcp3xxx.offset = {sensor.offset} must be in [0, 1): a fraction of full scale")
+        _positive("sensor.mcp3xxx.samples", sensor.samples)
+    elif isinstance(sensor, SimulatedConfig):
+        _positive("sensor.simulated.panels", sensor.panels)
+        _positive("sensor.simulated.panel_peak_watts", sensor.panel_peak_watts)
+        if not 0 <= sensor.sunrise_hour < sensor.sunset_hour <= 24:
+            raise ConfigError(
+                f"sensor.simulated.sunrise_hour = {sensor.sunrise_hour} and sunset_hour = {sensor.sunset_hour} "
+                "must satisfy 0 <= sunrise < sunset <= 24"
+            )
+        if not 0 <= sensor.noise < 1:
+            raise ConfigError(f"sensor.simulated.noise = {sensor.noise} must be in [0, 1)")
+        if sensor.house_watts < 0:
+            raise ConfigError(f"sensor.simulated.house_watts = {sensor.house_watts} must be 0 or more")
+        _positive("sensor.simulated.time_scale", sensor.time_scale)
+    chain: ChainConfig = sections["chain"]
+    if not chain.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"chain.rpc_url = {chain.rpc_url!r} must be an http:// or https:// URL")
+    for key in ("poll_seconds", "resend_seconds", "rpc_timeout_seconds", "max_gas_price_gwei"):
+        _positive(f"chain.{key}", getattr(chain, key))
+    if chain.gas_limit < 21_000:
+        raise ConfigError(f"chain.gas_limit = {chain.gas_limit} is below the 21000 any transaction costs")
+    _port("metrics.port", sections["metrics"].port)
+    _port("ui.port", sections["ui"].port)
+    if sections["ui"].recent_transactions < 0:
+        raise ConfigError(f"ui.recent_transactions = {sections['ui'].recent_transactions} must be 0 or more")
+    if sections["metrics"].enabled and sections["ui"].enabled and sections["metrics"].port == sections["ui"].port:
+        raise ConfigError(f"metrics.port and ui.port are both {sections['ui'].port}; they need different ports")
+    gpio: GpioConfig = sections["gpio"]
+    _one_of("gpio.pin_factory", gpio.pin_factory, PIN_FACTORIES)
+    _positive("gpio.led_blinks", gpio.led_blinks)
+    log: LogConfig = sections["log"]
+    _one_of("log.level", log.level, LOG_LEVELS)
+    _one_of("log.target", log.target, LOG_TARGETS)
+
+
+def _check_pins(sensor: Any, gpio: GpioConfig) -> None:
+    used: dict[int, str] = {}
+    if isinstance(sensor, McpConfig):
+        # Hardware SPI0 (MOSI 10, MISO 9, SCLK 11, CE0 8, CE1 7) belongs to the ADC.
+        used |= {10: "SPI MOSI", 9: "SPI MISO", 11: "SPI SCLK", 8: "SPI CE0", 7: "SPI CE1"}
+    candidates = [("gpio.led_pin", gpio.led_pin), ("gpio.button_pin", gpio.button_pin)]
+    if isinstance(sensor, S0Config):
+        candidates.insert(0, ("sensor.s0.pin", sensor.pin))
+    for key, pin in candidates:
+        if pin is None:
+            continue
+        if pin not in GPIO_PINS:
+            raise ConfigError(f"{key} = {pin} is not a GPIO pin; expected a BCM number 0..27 (e.g. 17 for GPIO17)")
+        if pin in used:
+            raise ConfigError(f"{key} = {pin} is already used by {used[pin]}")
+        used[pin] = key

@@ -1,0 +1,48 @@
+"""Prometheus metrics, in a registry of the agent's own (so tests can build several agents)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+class AgentMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = "heliogrid_agent_"
+        self.power_watts = Gauge(p + "power_watts", "Exported (excess) power at the last accepted sample", registry=r)
+        self.produced_watts = Gauge(p + "produced_watts", "Production at the last sample (simulated only)", registry=r)
+        self.exported_wh = Gauge(p + "exported_wh", "Cumulative exported energy counted by this meter (Wh)", registry=r)
+        self.today_wh = Gauge(p + "today_exported_wh", "Energy exported today, local time (Wh)", registry=r)
+        self.samples = Counter(p + "samples", "Samples accepted and credited", registry=r)
+        self.rejected = Counter(
+            p + "rejected_readings", "Readings rejected and never credited, by reason", ["reason"], registry=r
+        )
+        self.skipped = Counter(
+            p + "skipped_intervals",
+            "Intervals not credited: baseline after start, gap, clock step",
+            ["reason"],
+            registry=r,
+        )
+        self.last_sample = Gauge(p + "last_sample_timestamp_seconds", "Wall time of the last sample", registry=r)
+        self.reported_wh = Gauge(p + "onchain_total_wh", "The meter's cumulative total on chain (Wh)", registry=r)
+        self.credited_kwh = Gauge(p + "onchain_credited_kwh", "kWh credited (sold) on chain", registry=r)
+        self.transactions = Counter(
+            p + "transactions",
+            "Transactions by kind and outcome (signed, mined, reverted, dropped, send_error)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.pending = Gauge(p + "pending_transactions", "Transactions signed but not yet mined", registry=r)
+        self.node_up = Gauge(p + "node_up", "1 when the local node answers RPC", registry=r)
+        self.node_syncing = Gauge(p + "node_syncing", "1 while the local node is syncing", registry=r)
+        self.block = Gauge(p + "node_block_number", "Latest block of the local node", registry=r)
+        self.peers = Gauge(p + "node_peers", "Peers of the local node", registry=r)
+        self.paused = Gauge(p + "selling_paused", "1 while selling is paused (button or UI)", registry=r)
+        self.token_balance = Gauge(p + "token_balance", "Token balance in base units", ["account"], registry=r)
+
+    def serve(self, address: str, port: int) -> Any:
+        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        return server

@@ -1,0 +1,426 @@
+"""Reports the meter's cumulative total on chain, one transaction per whole excess kWh, and survives restarts.
+
+The rules that make it safe to kill at any instant:
+- A transaction is signed, then written to the outbox with its nonce and raw bytes (fsync'd), and only then
+  broadcast. After a restart the outbox row is broadcast again, byte for byte: never a second transaction
+  with a new nonce for the same report.
+- At most one report is in flight. A new report carries the whole counter (cumulative), so a report that
+  was lost, dropped or reverted is simply followed by one with a larger total: nothing is credited twice
+  (the contract credits only increases) and nothing is skipped.
+- The nonce of a new transaction is max(the node's pending nonce, 1 + the highest nonce still waiting in
+  the outbox): a transaction the node forgot (restart, pool eviction) keeps its nonce.
+- After a restart the on-chain total (getMeter(meter).totalWh) is read first; rows whose fate the database
+  did not record are resolved from their receipts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from heliogrid_agent.chain import Chain, MeterInfo, NodeUnavailable, Offer, SendRejected
+from heliogrid_agent.clock import Clock, SystemClock
+from heliogrid_agent.meter import UWH_PER_WH
+from heliogrid_agent.store import OutboxRow, Store
+
+log = logging.getLogger("heliogrid_agent.reporter")
+
+ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
+NONCE_TOO_LOW = ("nonce too low",)
+
+
+class BuyError(ValueError):
+    """A purchase the agent refuses before signing anything (the message says why)."""
+
+
+@dataclass
+class ChainStatus:
+    """What the UI and the metrics show about the chain, refreshed at every step."""
+
+    node_up: bool = False
+    syncing: bool | None = None
+    block: int | None = None
+    peers: int | None = None
+    meter: MeterInfo | None = None
+    problem: str | None = None  # why the agent is not reporting (unregistered, wrong chain, ...)
+    balances: dict[str, int] = field(default_factory=dict)
+    checked_at: float | None = None
+
+
+class Reporter:
+    def __init__(
+        self,
+        chain: Chain,
+        store: Store,
+        account: Any,
+        *,
+        expected_chain_id: int | None = None,
+        gas_limit: int = 300_000,
+        max_gas_price_wei: int = 100 * 10**9,
+        resend_seconds: float = 30.0,
+        clock: Clock | None = None,
+        metrics: Any | None = None,
+        adopt_total: Callable[[int], None] | None = None,
+        on_sale: Callable[[int], None] | None = None,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.account = account
+        self.address: str = account.address
+        self.expected_chain_id = expected_chain_id
+        self.gas_limit = gas_limit
+        self.max_gas_price_wei = max_gas_price_wei
+        self.resend_seconds = resend_seconds
+        self.clock = clock or SystemClock()
+        self.metrics = metrics
+        self.adopt_total = adopt_total or store.raise_total
+        self.on_sale = on_sale
+        # Test hook: called between the steps of a report so a test can "crash" the agent there.
+        self.checkpoint = checkpoint or (lambda _step: None)
+        self.status = ChainStatus()
+        self.lock = threading.RLock()
+        self._chain_id: int | None = None
+        self._reconciled = False
+        self._offers: tuple[float, list[Offer]] = (0.0, [])
+        self._credited_seen: int | None = None  # kWh credited when last looked, to tell sales apart
+
+    # -- the step the agent runs every few seconds ------------------------------------------------------
+    def step(self) -> None:
+        with self.lock:
+            try:
+                self._observe()
+                if not self._reconciled:
+                    self._reconcile()
+                self._resolve()
+                if self.status.problem is None:
+                    self._maybe_report()
+            except NodeUnavailable as exc:
+                if self.status.node_up:
+                    log.warning(
+                        "node unreachable, measuring on and reporting later: %s", exc, extra={"event": "node_down"}
+                    )
+                self.status.node_up = False
+            finally:
+                self._publish()
+
+    def _observe(self) -> None:
+        chain = self.chain
+        if self._chain_id is None:
+            self._chain_id = chain.chain_id()
+        block = chain.block_number()
+        if not self.status.node_up:
+            log.info("node reachable at block %s", block, extra={"event": "node_up", "block": block})
+        self.status.node_up = True
+        self.status.block = block
+        self.status.syncing = chain.syncing()
+        self.status.peers = chain.peer_count()
+        meter = chain.get_meter(self.address)
+        self.status.meter = meter
+        self.status.checked_at = self.clock.time()
+        self.status.problem = self._problem(meter)
+
+    def _problem(self, meter: MeterInfo) -> str | None:
+        if self.expected_chain_id is not None and self._chain_id != self.expected_chain_id:
+            return f"node is on chain id {self._chain_id}, the deployment record says {self.expected_chain_id}"
+        if not meter.registered:
+            return f"meter {self.address} is not registered on the market (the deployer registers each Pi)"
+        if not meter.active:
+            return f"meter {self.address} is deactivated on the market"
+        return None
+
+    def _reconcile(self) -> None:
+        meter = self.status.meter
+        assert meter is not None
+        chain_uwh = meter.total_wh * UWH_PER_WH
+        local_uwh = self.store.total_uwh()
+        if chain_uwh > local_uwh:
+            log.warning(
+                "on-chain total %s Wh is ahead of the local counter %s Wh (database restored or replaced?); "
+                "continuing from the on-chain total",
+                meter.total_wh,
+                local_uwh / UWH_PER_WH,
+                extra={"event": "adopt_chain_total", "chain_wh": meter.total_wh},
+            )
+            self.adopt_total(chain_uwh)
+        self._credited_seen = meter.credited_kwh
+        pending = self.store.unresolved()
+        log.info(
+            "reconciled: on chain %s Wh (%s kWh credited), local %s Wh, %s transaction(s) waiting",
+            meter.total_wh,
+            meter.credited_kwh,
+            local_uwh // UWH_PER_WH,
+            len(pending),
+            extra={"event": "reconciled", "chain_wh": meter.total_wh, "pending": len(pending)},
+        )
+        self._reconciled = True
+
+    # -- the outbox --------------------------------------------------------------------------------------
+    def _resolve(self) -> None:
+        settled = False
+        for row in self.store.unresolved():
+            receipt = self.chain.receipt(row.tx_hash)
+            if receipt is None and row.nonce < self.chain.nonce(self.address, "latest"):
+                # Mined meanwhile, or its nonce went to another transaction: look once more before deciding.
+                receipt = self.chain.receipt(row.tx_hash)
+                if receipt is None:
+                    self._settle(row, "dropped", None, "nonce used by another transaction")
+                    settled = True
+                    continue
+            if receipt is not None:
+                outcome = "mined" if receipt.status == 1 else "reverted"
+                error = None if receipt.status == 1 else self._revert_reason(row)
+                self._settle(row, outcome, receipt.block_number, error)
+                settled = True
+                continue
+            if row.status == "signed" or row.sent_at is None or self.clock.time() - row.sent_at >= self.resend_seconds:
+                self._broadcast(row)
+        if settled:
+            meter = self.chain.get_meter(self.address)
+            self.status.meter = meter
+            before, self._credited_seen = self._credited_seen, meter.credited_kwh
+            if before is not None and meter.credited_kwh > before:
+                sold = meter.credited_kwh - before
+                log.info(
+                    "sold %s kWh; %s kWh credited in all",
+                    sold,
+                    meter.credited_kwh,
+                    extra={"event": "sale", "kwh": sold, "credited_kwh": meter.credited_kwh},
+                )
+                if self.on_sale is not None:
+                    self.on_sale(sold)
+
+    def _revert_reason(self, row: OutboxRow) -> str:
+        meter = self.status.meter
+        if row.kind == "report" and meter and row.total_wh is not None and meter.total_wh >= row.total_wh:
+            return f"total {row.total_wh} Wh was already on chain"
+        return "reverted"
+
+    def _settle(self, row: OutboxRow, outcome: str, block: int | None, error: str | None) -> None:
+        self.store.update_transaction(row.id, status=outcome, block_number=block, error=error)
+        level = logging.INFO if outcome == "mined" else logging.WARNING
+        log.log(
+            level,
+            "%s transaction %s (nonce %s) %s%s",
+            row.kind,
+            row.tx_hash,
+            row.nonce,
+            outcome,
+            f": {error}" if error else "",
+            extra={
+                "event": "tx_" + outcome,
+                "kind": row.kind,
+                "tx_hash": row.tx_hash,
+                "nonce": row.nonce,
+                "total_wh": row.total_wh,
+                "block": block,
+            },
+        )
+        if self.metrics is not None:
+            self.metrics.transactions.labels(row.kind, outcome).inc()
+        self.checkpoint("settled")
+
+    def _broadcast(self, row: OutboxRow) -> None:
+        try:
+            self.chain.send_raw(row.raw_tx)
+        except SendRejected as exc:
+            message = str(exc)
+            lowered = message.lower()
+            if any(s in lowered for s in ALREADY_KNOWN):
+                pass  # the node has it: as good as sent
+            elif any(s in lowered for s in NONCE_TOO_LOW):
+                # Its nonce is used: the next pass finds the receipt, or marks it dropped.
+                self.store.update_transaction(row.id, error=message)
+                return
+            else:
+                log.error(
+                    "node refused %s transaction %s (nonce %s): %s; retrying in %ss",
+                    row.kind,
+                    row.tx_hash,
+                    row.nonce,
+                    message,
+                    self.resend_seconds,
+                    extra={"event": "send_error", "tx_hash": row.tx_hash, "nonce": row.nonce},
+                )
+                self.store.update_transaction(row.id, sent_at=self.clock.time(), error=message)
+                if self.metrics is not None:
+                    self.metrics.transactions.labels(row.kind, "send_error").inc()
+                return
+        self.checkpoint("broadcast")
+        self.store.update_transaction(row.id, status="sent", sent_at=self.clock.time())
+        log.info(
+            "sent %s transaction %s (nonce %s)%s",
+            row.kind,
+            row.tx_hash,
+            row.nonce,
+            f" with total {row.total_wh} Wh" if row.total_wh is not None else "",
+            extra={
+                "event": "tx_sent",
+                "kind": row.kind,
+                "tx_hash": row.tx_hash,
+                "nonce": row.nonce,
+                "total_wh": row.total_wh,
+            },
+        )
+        self.checkpoint("marked_sent")
+
+    def _sign_and_send(
+        self, kind: str, call: dict[str, Any], total_wh: int | None = None, detail: dict[str, Any] | None = None
+    ) -> str:
+        chain_nonce = self.chain.nonce(self.address, "pending")
+        nonce = max(chain_nonce, self.store.next_local_nonce() or 0)
+        gas_price = self.chain.gas_price()
+        if gas_price > self.max_gas_price_wei:
+            raise SendRejected(
+                f"node gas price {gas_price} wei is above chain.max_gas_price_gwei ({self.max_gas_price_wei} wei)"
+            )
+        tx = {
+            **call,
+            "value": 0,
+            "gas": self.gas_limit,
+            "gasPrice": gas_price,
+            "nonce": nonce,
+            "chainId": self._chain_id,
+        }
+        signed = self.account.sign_transaction(tx)
+        tx_hash = signed.hash.to_0x_hex()
+        self.checkpoint("signed")
+        row_id = self.store.add_transaction(
+            kind, nonce, tx_hash, bytes(signed.raw_transaction), self.clock.time(), total_wh=total_wh, detail=detail
+        )
+        if self.metrics is not None:
+            self.metrics.transactions.labels(kind, "signed").inc()
+        self.checkpoint("persisted")
+        row = next(r for r in self.store.unresolved() if r.id == row_id)
+        self._broadcast(row)
+        return tx_hash
+
+    # -- reports -----------------------------------------------------------------------------------------
+    def report_target(self, meter: MeterInfo, local_wh: int) -> int | None:
+        """The total to report now, or None when no whole kWh is due (or the rate rule forbids it yet).
+
+        The contract rejects an increase larger than capacity x elapsed time (plus tolerance), measured in
+        block time since the last report; after an outage the backlog is therefore reported in as large a
+        step as the contract will take, and the rest follows in the next report.
+        """
+        if local_wh // 1000 <= meter.credited_kwh or local_wh <= meter.total_wh:
+            return None
+        since = meter.last_report_at or meter.registered_at
+        elapsed = max(self.chain.latest_timestamp() - since, 0)
+        tolerance = self.chain.tolerance_percent()
+        allowed_wh = meter.capacity_watts * elapsed * (100 + tolerance) // 100 // 3600
+        total = min(local_wh, meter.total_wh + allowed_wh)
+        if total // 1000 <= meter.credited_kwh:
+            log.debug("kWh due but the capacity rule allows only %s Wh more so far", allowed_wh)
+            return None
+        return total
+
+    def _maybe_report(self) -> None:
+        if self.store.selling_paused():
+            return
+        if any(row.kind == "report" for row in self.store.unresolved()):
+            return
+        meter = self.status.meter
+        assert meter is not None
+        total = self.report_target(meter, self.store.total_uwh() // UWH_PER_WH)
+        if total is None:
+            return
+        self._sign_and_send("report", self.chain.report_call(total), total_wh=total)
+
+    # -- buying energy back (the local UI) ---------------------------------------------------------------
+    def buy(self, offer_id: int, kwh: int) -> list[str]:
+        """Sign and send (approve if needed, then) buy; returns the transaction hashes."""
+        with self.lock:
+            if kwh < 1:
+                raise BuyError(f"kWh = {kwh}: buy at least 1 kWh")
+            if any(row.kind in ("buy", "approve") for row in self.store.unresolved()):
+                raise BuyError("a purchase is still waiting to be mined; try again when it is")
+            offer = self.chain.get_offer(offer_id)
+            if not offer.open or offer.seller == "0x" + "0" * 40:
+                raise BuyError(f"offer {offer_id} is not open")
+            if kwh > offer.remaining_kwh:
+                raise BuyError(f"offer {offer_id} has {offer.remaining_kwh} kWh left, not {kwh}")
+            cost = kwh * offer.price_per_kwh
+            balance = self.chain.token_balance(self.address)
+            if balance < cost:
+                raise BuyError(
+                    f"{kwh} kWh from offer {offer_id} cost {cost} token units; account {self.address} holds {balance}"
+                )
+            hashes = []
+            detail = {"offer_id": offer_id, "kwh": kwh, "cost": cost}
+            if cost and self.chain.allowance(self.address, self.chain.market_address) < cost:
+                hashes.append(
+                    self._sign_and_send(
+                        "approve", self.chain.approve_call(self.chain.market_address, cost), detail=detail
+                    )
+                )
+            hashes.append(self._sign_and_send("buy", self.chain.buy_call(offer_id, kwh), detail=detail))
+            log.info(
+                "buying %s kWh from offer %s for %s token units",
+                kwh,
+                offer_id,
+                cost,
+                extra={"event": "buy", "offer_id": offer_id, "kwh": kwh, "cost": cost},
+            )
+            return hashes
+
+    def open_offers(self, limit: int = 10, max_age: float = 15.0) -> list[Offer]:
+        """The newest open offers (cached for ``max_age`` seconds: the page polls)."""
+        fetched_at, offers = self._offers
+        if self.clock.time() - fetched_at < max_age:
+            return offers
+        found: list[Offer] = []
+        with self.lock:
+            last = self.chain.next_offer_id() - 1
+            offer_id = last
+            while offer_id >= 1 and len(found) < limit and last - offer_id < 10 * limit:
+                offer = self.chain.get_offer(offer_id)
+                if offer.open and offer.remaining_kwh > 0:
+                    found.append(offer)
+                offer_id -= 1
+        self._offers = (self.clock.time(), found)
+        return found
+
+    def refresh_balances(self) -> dict[str, int]:
+        balances: dict[str, int] = {}
+        with self.lock:
+            balances["meter"] = self.chain.token_balance(self.address)
+            meter = self.status.meter
+            if meter is not None and meter.registered and meter.owner.lower() != self.address.lower():
+                balances["owner"] = self.chain.token_balance(meter.owner)
+        self.status.balances = balances
+        return balances
+
+    # -- metrics -----------------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        status = self.status
+        m.node_up.set(1 if status.node_up else 0)
+        if status.node_up:
+            m.node_syncing.set(1 if status.syncing else 0)
+            if status.block is not None:
+                m.block.set(status.block)
+            if status.peers is not None:
+                m.peers.set(status.peers)
+        if status.meter is not None:
+            m.reported_wh.set(status.meter.total_wh)
+            m.credited_kwh.set(status.meter.credited_kwh)
+        for account, balance in status.balances.items():
+            m.token_balance.labels(account).set(balance)
+        m.pending.set(len(self.store.unresolved()))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (for tools and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,69 @@
+# ruff: noqa: E501 - an embedded HTML page, not Python
+"""The single HTML page of the local UI (no external assets: the Pi's LAN may have no internet)."""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>HelioGrid meter</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:52rem;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.6rem}
+.card{border:1px solid #ccc;border-radius:.4rem;padding:.6rem}.card b{display:block;font-size:1.5rem}
+table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{border-bottom:1px solid #ddd;padding:.25rem;text-align:left}
+.problem{background:#fee;border:1px solid #c00;padding:.5rem;margin:.5rem 0}.mono{font-family:monospace}
+button{padding:.3rem .8rem}#msg{min-height:1.2rem}
+</style></head><body>
+<h1>HelioGrid meter <span id="address" class="mono"></span></h1>
+<div id="problem" class="problem" hidden></div>
+<div class="cards">
+ <div class="card">Power now<b id="power">-</b></div>
+ <div class="card">Excess today<b id="today">-</b></div>
+ <div class="card">Sold (on chain)<b id="sold">-</b></div>
+ <div class="card">Token balance<b id="balance">-</b></div>
+ <div class="card">Node<b id="node">-</b></div>
+ <div class="card">Selling<b id="selling">-</b><button id="toggle">pause</button></div>
+</div>
+<h2>Recent transactions</h2>
+<table><thead><tr><th>kind</th><th>status</th><th>total Wh / detail</th><th>nonce</th><th>hash</th></tr></thead>
+<tbody id="txs"></tbody></table>
+<h2>Buy energy</h2>
+<table><thead><tr><th>offer</th><th>seller</th><th>kWh left</th><th>price / kWh</th><th>buy kWh</th></tr></thead>
+<tbody id="offers"></tbody></table>
+<p id="msg"></p>
+<script>
+const $ = id => document.getElementById(id);
+const tokens = v => v === undefined ? "-" : (Number(BigInt(v) / 10n**14n) / 1e4).toFixed(4);
+let paused = false;
+function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
+async function post(path, body) {
+  const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  const data = await r.json(); $("msg").textContent = r.ok ? JSON.stringify(data) : data.error; refresh();
+}
+async function refresh() {
+  const s = await (await fetch("/api/status")).json();
+  $("address").textContent = s.address || "";
+  $("power").textContent = s.power_watts.toFixed(0) + " W";
+  $("today").textContent = s.today_kwh.toFixed(3) + " kWh";
+  $("sold").textContent = s.sold_kwh === null || s.sold_kwh === undefined ? "-" : s.sold_kwh + " kWh";
+  const b = s.balances || {}; $("balance").textContent = tokens(b.owner ?? b.meter);
+  const n = s.node || {}; $("node").textContent = !n.up ? "unreachable" : (n.syncing ? "syncing" : "in sync") +
+      " #" + n.block + (n.peers === null ? "" : " / " + n.peers + " peers");
+  paused = s.selling_paused; $("selling").textContent = paused ? "paused" : "on";
+  $("toggle").textContent = paused ? "resume" : "pause";
+  $("problem").hidden = !s.problem; $("problem").textContent = s.problem || "";
+  const txs = $("txs"); txs.replaceChildren();
+  for (const t of s.transactions) { const r = txs.insertRow(); cell(r, t.kind); cell(r, t.status + (t.error ? " (" + t.error + ")" : ""));
+    cell(r, t.total_wh ?? JSON.stringify(t.detail)); cell(r, t.nonce); cell(r, t.hash.slice(0, 18) + "…", "mono"); }
+}
+async function offers() {
+  const r = await fetch("/api/offers"); if (!r.ok) return; const list = await r.json(); const body = $("offers"); body.replaceChildren();
+  for (const o of list) { const r = body.insertRow(); cell(r, o.id); cell(r, o.seller.slice(0, 10) + "…", "mono");
+    cell(r, o.remaining_kwh); cell(r, tokens(o.price_per_kwh));
+    const td = r.insertCell(); const input = document.createElement("input"); input.type = "number"; input.min = 1;
+    input.max = o.remaining_kwh; input.value = 1; input.style.width = "4rem"; const btn = document.createElement("button");
+    btn.textContent = "buy"; btn.onclick = () => post("/api/buy", {offer_id: o.id, kwh: parseInt(input.value, 10)});
+    td.append(input, btn); }
+}
+$("toggle").onclick = () => post("/api/selling", {paused: !paused});
+refresh(); offers(); setInterval(refresh, 5000); setInterval(offers, 30000);
+</script></body></html>
+"""

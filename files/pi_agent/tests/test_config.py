@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heliogrid_agent.config import ConfigError, McpConfig, S0Config, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agent.toml"
+
+
+def s0(**sensor) -> dict:
+    return {"meter": {"sensor": "s0", "capacity_watts": 3000}, "sensor": {"s0": {"pin": 17, **sensor}}}
+
+
+def test_example_config_is_valid():
+    config = load_config(EXAMPLE)
+    assert config.meter.sensor == "simulated"
+    assert config.meter.capacity_watts == 1000  # 4 x 250 W, derived
+    assert config.max_gap_seconds == 15
+
+
+def test_s0_config_loads_with_defaults():
+    config = parse_config(s0())
+    assert isinstance(config.sensor, S0Config)
+    assert config.sensor.impulses_per_kwh == 1000
+    assert config.chain.rpc_url == "http://127.0.0.1:8545"
+
+
+def test_unknown_sensor_is_named_with_the_choices():
+    with pytest.raises(ConfigError, match=r"meter.sensor = 'dht22' is not a known sensor; expected one of \['s0'"):
+        parse_config({"meter": {"sensor": "dht22"}})
+
+
+@pytest.mark.parametrize("pin", [28, -1, 40])
+def test_pin_outside_the_gpio_header_is_rejected(pin):
+    with pytest.raises(ConfigError, match=rf"sensor.s0.pin = {pin} is not a GPIO pin; expected a BCM number 0..27"):
+        parse_config(s0(pin=pin))
+
+
+def test_pin_given_as_text_is_rejected():
+    with pytest.raises(ConfigError, match=r"sensor.s0.pin = 'GPIO17' must be an integer"):
+        parse_config(s0(pin="GPIO17"))
+
+
+def test_missing_sensor_pin_is_reported():
+    with pytest.raises(ConfigError, match=r"missing key sensor.s0.pin"):
+        parse_config({"meter": {"sensor": "s0", "capacity_watts": 3000}, "sensor": {"s0": {}}})
+
+
+def test_missing_meter_section_is_reported():
+    with pytest.raises(ConfigError, match=r"missing section \[meter\]"):
+        parse_config({"chain": {}})
+
+
+def test_missing_sensor_table_is_reported():
+    with pytest.raises(ConfigError, match=r"needs a \[sensor.s0\] table"):
+        parse_config({"meter": {"sensor": "s0", "capacity_watts": 3000}})
+
+
+def test_capacity_is_required_for_a_real_sensor():
+    with pytest.raises(ConfigError, match=r"meter.capacity_watts is required for sensor 's0'"):
+        parse_config({"meter": {"sensor": "s0"}, "sensor": {"s0": {"pin": 17}}})
+
+
+def test_unknown_key_is_named_with_the_known_keys():
+    with pytest.raises(ConfigError, match=r"unknown key sensor.s0.impulses; expected one of"):
+        parse_config(s0(impulses=800))
+
+
+def test_unknown_section_is_rejected():
+    with pytest.raises(ConfigError, match=r"unknown section \[metering\]"):
+        parse_config({"meter": {"sensor": "simulated"}, "metering": {}})
+
+
+def test_led_on_the_s0_pin_is_a_conflict():
+    raw = s0()
+    raw["gpio"] = {"led_pin": 17}
+    with pytest.raises(ConfigError, match=r"gpio.led_pin = 17 is already used by sensor.s0.pin"):
+        parse_config(raw)
+
+
+def test_button_on_an_spi_pin_is_a_conflict_for_the_adc():
+    raw = {
+        "meter": {"sensor": "mcp3xxx", "capacity_watts": 3000},
+        "sensor": {"mcp3xxx": {"scale_watts": 3300}},
+        "gpio": {"button_pin": 11},
+    }
+    with pytest.raises(ConfigError, match=r"gpio.button_pin = 11 is already used by SPI SCLK"):
+        parse_config(raw)
+
+
+def test_adc_channel_must_exist_on_the_chip():
+    raw = {
+        "meter": {"sensor": "mcp3xxx", "capacity_watts": 3000},
+        "sensor": {"mcp3xxx": {"chip": "MCP3004", "channel": 5, "scale_watts": 3300}},
+    }
+    with pytest.raises(ConfigError, match=r"channel = 5 does not exist on the MCP3004; expected 0..3"):
+        parse_config(raw)
+
+
+def test_adc_config_loads():
+    raw = {
+        "meter": {"sensor": "mcp3xxx", "capacity_watts": 3000},
+        "sensor": {"mcp3xxx": {"chip": "MCP3208", "channel": 7, "scale_watts": 3300}},
+    }
+    assert isinstance(parse_config(raw).sensor, McpConfig)
+
+
+def test_simulated_capacity_contradiction_is_rejected():
+    with pytest.raises(ConfigError, match=r"contradicts the simulated installation \(4 x 250.0 W = 1000.0 W\)"):
+        parse_config({"meter": {"sensor": "simulated", "capacity_watts": 5000}})
+
+
+def test_wrong_types_are_reported_with_the_value():
+    with pytest.raises(ConfigError, match=r"meter.interval_seconds = 'fast' must be a finite number"):
+        parse_config({"meter": {"sensor": "simulated", "interval_seconds": "fast"}})
+    with pytest.raises(ConfigError, match=r"ui.enabled = 1 must be true or false"):
+        parse_config({"meter": {"sensor": "simulated"}, "ui": {"enabled": 1}})
+
+
+def test_non_http_rpc_url_is_rejected():
+    with pytest.raises(ConfigError, match=r"chain.rpc_url = 'ws://127.0.0.1:8546' must be an http"):
+        parse_config({"meter": {"sensor": "simulated"}, "chain": {"rpc_url": "ws://127.0.0.1:8546"}})
+
+
+def test_port_out_of_range_is_rejected():
+    with pytest.raises(ConfigError, match=r"ui.port = 70000 is not a TCP port"):
+        parse_config({"meter": {"sensor": "simulated"}, "ui": {"port": 70000}})
+
+
+def test_unknown_pin_factory_is_rejected():
+    with pytest.raises(ConfigError, match=r"gpio.pin_factory = 'wiringpi' is not valid"):
+        parse_config({"meter": {"sensor": "simulated"}, "gpio": {"pin_factory": "wiringpi"}})
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[meter\n")
+    with pytest.raises(ConfigError, match=r"bad.toml is not valid TOML"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[meter]\nsensor = "x"\n')
+    with pytest.raises(ConfigError, match=r"wrong.toml: meter.sensor = 'x'"):
+        load_config(wrong)

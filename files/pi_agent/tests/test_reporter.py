@@ -1,0 +1,305 @@
+from __future__ import annotations
+
+import pytest
+from fakechain import FakeChain
+
+from heliogrid_agent.chain import NodeUnavailable
+from heliogrid_agent.meter import UWH_PER_WH
+from heliogrid_agent.reporter import BuyError, Reporter
+from heliogrid_agent.store import Store
+
+
+class Crash(Exception):
+    """Stands for SIGKILL at a checkpoint: nothing after it in the process runs."""
+
+
+def make(tmp_path, chain, account, clock, **kwargs) -> tuple[Reporter, Store]:
+    store = Store(tmp_path / "agent.db")
+    return Reporter(chain, store, account, expected_chain_id=1337, clock=clock, **kwargs), store
+
+
+def produce(store: Store, wh: int, clock) -> None:
+    """The meter persisted ``wh`` more watt-hours (after ``wh`` seconds at 3.6 kW)."""
+    clock.advance(wh)
+    total = store.total_uwh() + wh * UWH_PER_WH
+    store.record_sample(total, wh * UWH_PER_WH, "2025-06-15", clock.time())
+
+
+def test_no_transaction_before_the_first_whole_kwh(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 999, clock)
+    reporter.step()
+    assert fake_chain.sent == []
+
+
+def test_each_whole_kwh_sends_one_transaction_with_the_cumulative_total(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    totals = []
+    for _ in range(3):
+        produce(store, 1000, clock)
+        reporter.step()
+        reporter.step()  # a second step finds nothing new to send
+        totals.append(fake_chain.meter(account.address).total_wh)
+    assert totals == [1000, 2000, 3000]
+    assert len(fake_chain.sent) == 3
+    assert fake_chain.meter(account.address).credited_kwh == 3
+    assert [r.status for r in store.transactions()] == ["mined"] * 3
+
+
+def test_report_carries_the_whole_counter_not_just_the_kwh(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1234, clock)
+    reporter.step()
+    assert fake_chain.meter(account.address).total_wh == 1234
+    assert fake_chain.meter(account.address).credited_kwh == 1
+
+
+def test_node_down_keeps_the_counter_and_catches_up_in_one_report(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    fake_chain.up = False
+    for _ in range(3):
+        produce(store, 1000, clock)
+        reporter.step()
+    assert not reporter.status.node_up
+    assert fake_chain.sent == []
+    fake_chain.up = True
+    reporter.step()
+    m = fake_chain.meter(account.address)
+    assert (m.total_wh, m.credited_kwh, len(fake_chain.sent)) == (3000, 3, 1)
+
+
+def test_catch_up_respects_the_contracts_capacity_rule(tmp_path, clock, account):
+    chain = FakeChain(clock, tolerance_percent=0)
+    chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=1000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    # 2.5 kWh counted while only 3600 s of block time passed: 1 kW allows 1000 Wh, no more
+    clock.advance(3600)
+    chain.mine()
+    store.record_sample(2500 * UWH_PER_WH, 2500 * UWH_PER_WH, "d", clock.time())
+    reporter.step()
+    assert chain.meter(account.address).total_wh == 1000
+    clock.advance(3700)  # the first report was mined a block after it was sent
+    reporter.step()
+    second = chain.meter(account.address)
+    assert second.credited_kwh == 2
+    assert 2000 <= second.total_wh < 2100  # as much as 3699 s at 1 kW allows
+    clock.advance(1800)
+    reporter.step()
+    assert chain.meter(account.address).total_wh == second.total_wh  # more Wh are due, but no whole kWh
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined", "mined"]  # nothing sent that would revert
+
+
+def test_restart_rebroadcasts_the_same_signed_transaction(tmp_path, fake_chain, account, clock):
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1000, clock)
+    reporter.step()
+    (first,) = store.unresolved()
+    fake_chain.forget_pool()  # the node restarted and lost its pool
+    store.close()
+    reporter2, store2 = make(tmp_path, fake_chain, account, clock)
+    clock.advance(60)
+    reporter2.step()
+    assert fake_chain.sent == [first.raw_tx, first.raw_tx]  # same bytes, same nonce
+    fake_chain.mine()
+    reporter2.step()
+    assert fake_chain.meter(account.address).total_wh == 1000
+    assert [r.status for r in store2.transactions()] == ["mined"]
+
+
+def test_pending_report_is_resent_after_resend_seconds_only(tmp_path, fake_chain, account, clock):
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock, resend_seconds=30)
+    produce(store, 1000, clock)
+    reporter.step()
+    fake_chain.forget_pool()
+    clock.advance(10)
+    reporter.step()
+    assert len(fake_chain.sent) == 1
+    clock.advance(25)
+    reporter.step()
+    assert len(fake_chain.sent) == 2
+
+
+def test_only_one_report_is_in_flight(tmp_path, fake_chain, account, clock):
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1000, clock)
+    reporter.step()
+    produce(store, 1000, clock)
+    reporter.step()
+    assert len(store.transactions()) == 1
+    fake_chain.mine()
+    clock.advance(1000)  # block time for the capacity rule
+    reporter.step()  # settles the first, then reports the rest
+    fake_chain.mine()
+    reporter.step()
+    assert fake_chain.meter(account.address).total_wh == 2000
+    assert [r.nonce for r in store.transactions()] == [0, 1]
+
+
+def test_reverted_report_is_followed_by_a_new_one(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1000, clock)
+    original = fake_chain._report
+    fake_chain._report = lambda sender, total: False  # e.g. the market was paused for a block
+    reporter.step()  # sent, mined, reverted
+    fake_chain._report = original
+    reporter.step()  # settles it as reverted, sends a new report
+    assert store.transactions()[0].status == "reverted"
+    reporter.step()  # settles the new one
+    assert fake_chain.meter(account.address).total_wh == 1000
+    assert [r.status for r in store.transactions()] == ["reverted", "mined"]
+
+
+def test_transaction_whose_nonce_was_taken_is_marked_dropped(tmp_path, fake_chain, account, clock):
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1000, clock)
+    reporter.step()
+    # Someone else used the key with the same nonce (e.g. a manual transaction) and it was mined.
+    fake_chain.forget_pool()
+    fake_chain.nonces[account.address.lower()] = 1
+    reporter.step()
+    assert store.transactions()[0].status == "dropped"
+    fake_chain.mine()
+    reporter.step()
+    fake_chain.mine()
+    reporter.step()
+    assert fake_chain.meter(account.address).total_wh == 1000
+    assert store.transactions()[-1].nonce == 1
+
+
+def test_local_counter_behind_the_chain_adopts_the_chain_total(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    m = fake_chain.meter(account.address)
+    fake_chain.meters[account.address.lower()] = m.__class__(**{**m.__dict__, "total_wh": 5000, "credited_kwh": 5})
+    reporter.step()
+    assert store.total_uwh() == 5000 * UWH_PER_WH
+    assert fake_chain.sent == []
+
+
+def test_unregistered_meter_reports_nothing_and_says_why(tmp_path, clock, account):
+    chain = FakeChain(clock)
+    reporter, store = make(tmp_path, chain, account, clock)
+    produce(store, 2000, clock)
+    reporter.step()
+    assert chain.sent == []
+    assert "is not registered" in reporter.status.problem
+
+
+def test_wrong_chain_id_reports_nothing(tmp_path, clock, account):
+    chain = FakeChain(clock, chain_id=5)
+    chain.register(account.address, owner=account.address, capacity_watts=4000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    produce(store, 2000, clock)
+    reporter.step()
+    assert chain.sent == []
+    assert "chain id 5" in reporter.status.problem
+
+
+def test_paused_selling_reports_nothing_until_resumed(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    store.set_selling_paused(True)
+    produce(store, 2000, clock)
+    reporter.step()
+    assert fake_chain.sent == []
+    store.set_selling_paused(False)
+    reporter.step()
+    assert fake_chain.meter(account.address).total_wh == 2000
+
+
+def test_sale_callback_gets_the_kwh_sold(tmp_path, fake_chain, account, clock):
+    sales = []
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock, on_sale=sales.append)
+    produce(store, 2500, clock)
+    reporter.step()
+    fake_chain.mine()
+    reporter.step()
+    assert sales == [2]
+
+
+CHECKPOINTS = ["signed", "persisted", "broadcast", "marked_sent", "settled"]
+
+
+@pytest.mark.parametrize("crash_at", CHECKPOINTS)
+@pytest.mark.parametrize("occurrence", [1, 2])
+def test_crash_between_any_two_steps_of_a_report_never_double_credits(
+    tmp_path, fake_chain, account, clock, crash_at, occurrence
+):
+    """Kill the agent at each step of a report (its 1st or 2nd time there); restart; the chain ends equal."""
+    seen = {"n": 0}
+
+    def checkpoint(step: str) -> None:
+        if step == crash_at:
+            seen["n"] += 1
+            if seen["n"] == occurrence:
+                raise Crash(step)
+
+    reporter, store = make(tmp_path, fake_chain, account, clock, checkpoint=checkpoint)
+    crashed = False
+    for _ in range(3):
+        produce(store, 1000, clock)
+        try:
+            reporter.step()
+        except Crash:
+            crashed = True
+            store.close()
+            reporter, store = make(tmp_path, fake_chain, account, clock)  # a fresh process
+            clock.advance(31)
+    assert crashed
+    for _ in range(3):
+        clock.advance(600)  # enough block time for the capacity rule to allow the rest
+        reporter.step()
+    m = fake_chain.meter(account.address)
+    assert m.total_wh == store.total_uwh() // UWH_PER_WH == 3000
+    assert m.credited_kwh == 3
+    assert sum(fake_chain.credit_events) == 3  # nothing credited twice
+    nonces = [tx.nonce for tx in fake_chain.mined]
+    assert nonces == list(range(len(nonces)))
+    # every distinct signed transaction in the outbox has its own nonce
+    rows = store.transactions()
+    assert len({r.nonce for r in rows}) == len(rows)
+
+
+def test_buy_approves_then_buys_in_nonce_order(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    seller = "0x" + "33" * 20
+    fake_chain.offers[1] = fake_chain.get_offer(1).__class__(1, seller, seller, 5, 2 * 10**18, True)
+    fake_chain.balances[account.address.lower()] = 10 * 10**18
+    reporter.step()
+    hashes = reporter.buy(1, 3)
+    assert len(hashes) == 2
+    assert [r.kind for r in store.transactions()] == ["approve", "buy"]
+    reporter.step()
+    assert fake_chain.get_offer(1).remaining_kwh == 2
+    assert fake_chain.balances[account.address.lower()] == 4 * 10**18
+    assert [r.status for r in store.transactions()] == ["mined", "mined"]
+
+
+@pytest.mark.parametrize(("offer_id", "kwh", "message"), [
+    (1, 9, "has 5 kWh left, not 9"),
+    (2, 1, "offer 2 is not open"),
+    (1, 0, "buy at least 1 kWh"),
+    (1, 5, "cost 10000000000000000000 token units"),
+])  # fmt: skip
+def test_buy_that_cannot_succeed_is_refused_before_signing(
+    tmp_path, fake_chain, account, clock, offer_id, kwh, message
+):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    seller = "0x" + "33" * 20
+    fake_chain.offers[1] = fake_chain.get_offer(1).__class__(1, seller, seller, 5, 2 * 10**18, True)
+    fake_chain.balances[account.address.lower()] = 3 * 10**18
+    reporter.step()
+    with pytest.raises(BuyError, match=message):
+        reporter.buy(offer_id, kwh)
+    assert store.transactions() == []
+
+
+def test_buy_with_the_node_down_raises_node_unavailable(tmp_path, fake_chain, account, clock):
+    reporter, _store = make(tmp_path, fake_chain, account, clock)
+    fake_chain.up = False
+    with pytest.raises(NodeUnavailable):
+        reporter.buy(1, 1)

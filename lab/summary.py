@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Print where to look after `make demo`: the stats page, and the health of every node.
+
+Reads the JSON that playbooks/status.yml writes (inventories/lab/state/network-status.json) and
+checks that the stats page answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUS = ROOT / "inventories" / "lab" / "state" / "network-status.json"
+
+
+def stats_url() -> str:
+    import yaml
+
+    hosts = yaml.safe_load((ROOT / "inventories" / "lab" / "hosts.yml").read_text())
+    stats = hosts["all"]["children"]["cloud"]["children"]["stats"]["hosts"]
+    return f"http://{next(iter(stats.values()))['lab_address']}/"
+
+
+def answers(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the lab's own address
+            return f"answers (HTTP {response.status})"
+    except OSError as exc:
+        return f"does not answer ({exc})"
+
+
+def main() -> int:
+    url = stats_url()
+    print(f"\nStats page:  {url}  {answers(url)}")
+    print(f"JSON API:    {url}api/summary")
+    if not STATUS.exists():
+        print(f"No network status at {STATUS} (run: ansible-playbook playbooks/status.yml)")
+        return 1
+    status = json.loads(STATUS.read_text())
+    print(f"Network status ({STATUS.relative_to(ROOT)}):")
+    print(json.dumps(status, indent=2)[:4000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The Clique network on the lab, after site.yml (playbooks/network.yml) has been applied to it.
+
+Every check asks the nodes themselves, over each node's IPC socket (`geth attach` inside its container).
+The tests that change the lab (a second run, a fourth Pi, a sealer vote) come last, in that order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import lab
+
+PERIOD = 5  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
+IPC = "/var/lib/geth/geth.ipc"
+
+
+def attach(host: str, expression: str, check: bool = True):
+    """Evaluate a JavaScript expression in the host's geth console and return it as Python."""
+    result = lab.podman_exec(
+        f"hg-{host}", "geth", "attach", "--exec", f"JSON.stringify({expression})", IPC, check=check
+    )
+    return json.loads(json.loads(result.stdout)) if result.returncode == 0 else None
+
+
+def eventually(probe, timeout: float, interval: float = 2.0):
+    """Poll probe() until it returns something truthy; return the last value either way."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    return value
+
+
+def node_ids(hosts: list[str]) -> dict[str, str]:
+    return {h: attach(h, "admin.nodeInfo.id") for h in hosts}
+
+
+def sealer_addresses() -> dict[str, str]:
+    found = {}
+    for host in lab.inventory_hosts("miners"):
+        key = lab.podman_exec(f"hg-{host}", "sh", "-c", "ls /var/lib/geth/keystore").stdout.split()
+        found[host] = "0x" + key[0].split("--")[-1]
+    return found
+
+
+@pytest.fixture(scope="module")
+def network() -> None:
+    """The lab with the network applied (the system harness runs lab-up and site.yml before this module)."""
+    for host in lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"):
+        state = lab.podman_exec(f"hg-{host}", "systemctl", "is-active", "geth", check=False).stdout.strip()
+        if state != "active":
+            pytest.fail(f"geth is {state or 'absent'} on {host}: apply site.yml to the lab first (make demo)")
+
+
+def test_the_signers_are_the_three_miners(network):
+    assert sorted(attach("miner1", "clique.getSigners()")) == sorted(sealer_addresses().values())
+
+
+def test_every_sealer_seals_blocks_within_a_few_periods(network):
+    signers = set(sealer_addresses().values())
+
+    def active() -> set[str]:
+        activity = attach("stats1", "clique.status().sealerActivity") or {}
+        return {address.lower() for address, count in activity.items() if count > 0}
+
+    assert eventually(lambda: active() >= signers, timeout=6 * PERIOD * len(signers))
+    assert active() >= signers
+
+
+def test_the_chain_advances_every_period(network):
+    start = attach("stats1", "eth.blockNumber")
+    time.sleep(3 * PERIOD)
+    assert attach("stats1", "eth.blockNumber") >= start + 2
+
+
+def test_every_pi_has_a_miner_peer(network):
+    miners = set(node_ids(lab.inventory_hosts("miners")).values())
+    for pi in lab.inventory_hosts("pis"):
+        peers = eventually(lambda pi=pi: {p["id"] for p in attach(pi, "admin.peers")} & miners, timeout=4 * PERIOD)
+        assert peers, f"{pi} has no miner among its peers"
+
+
+def test_every_pi_follows_the_same_chain_head(network):
+    hosts = lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis")
+
+    def in_step() -> bool:
+        heads = {h: attach(h, "eth.blockNumber") for h in hosts}
+        common = min(heads.values())
+        hashes = {attach(h, f"eth.getBlock({common}).hash") for h in hosts}
+        return max(heads.values()) - common <= 1 and len(hashes) == 1 and common > 0
+
+    assert eventually(in_step, timeout=6 * PERIOD, interval=PERIOD)
+
+
+def test_pis_do_not_discover_and_serve_rpc_on_loopback_only(network):
+    pi, other = lab.inventory_hosts("pis")[:2]
+    config = lab.podman_exec(f"hg-{pi}", "cat", "/etc/geth/config.toml").stdout
+    assert "NoDiscovery = true" in config
+    probe = "import socket,sys; s=socket.socket(); s.settimeout(3); print(s.connect_ex((sys.argv[1], 8545)))"
+    # Answers on its own loopback...
+    assert lab.podman_exec(f"hg-{pi}", "python3", "-c", probe, "127.0.0.1").stdout.strip() == "0"
+    # ...but not on the address other hosts reach it at.
+    address = lab.podman_exec(f"hg-{pi}", "sh", "-c", "hostname -I").stdout.split()[0]
+    assert lab.podman_exec(f"hg-{other}", "python3", "-c", probe, address).stdout.strip() != "0"
+    assert lab.podman_exec("hg-miner1", "python3", "-c", probe, address).stdout.strip() != "0"
+
+
+def test_sealers_have_no_http_rpc_at_all(network):
+    for miner in lab.inventory_hosts("miners"):
+        listening = lab.podman_exec(f"hg-{miner}", "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6").stdout
+        assert ":2161 " not in listening.upper(), f"{miner} listens on 8545"  # 0x2161 = 8545
+
+
+def test_status_playbook_reports_and_writes_json(network, tmp_path):
+    report = tmp_path / "status.json"
+    run = lab.playbook("playbooks/status.yml", "-e", f"network_status_path={report}")
+    assert run.returncode == 0, run.output[-3000:]
+    status = json.loads(report.read_text())
+    assert sorted(status["chain"]["signers"]) == sorted(sealer_addresses().values())
+    assert status["chain"]["last_block_time"] > time.time() - 10 * PERIOD
+    for miner in lab.inventory_hosts("miners"):
+        assert status["hosts"][miner]["sealer"] is True
+    for host in lab.inventory_hosts("pis") + lab.inventory_hosts("stats"):
+        assert status["hosts"][host]["sealer"] is False
+        assert status["hosts"][host]["peers"] >= 1
+    assert "chain: head" in run.output
+
+
+@pytest.mark.slow
+def test_second_run_of_the_network_playbook_changes_nothing(network):
+    run = lab.playbook("playbooks/network.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.changed == 0, {h: r for h, r in run.recap.items() if r["changed"]}
+
+
+# --- Growing the lab: hosts outside hosts.yml, added through a second inventory source. ---------------------
+
+
+def _lab_module():
+    spec = importlib.util.spec_from_file_location("heliogrid_lab", lab.ROOT / "lab" / "lab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def extra_host(tmp_path: Path) -> Iterator:
+    """Start a lab container for a host that hosts.yml does not list; return the extra inventory to add it."""
+    started: list[str] = []
+    labctl = _lab_module()
+
+    def start(name: str, address: str, image: str, groups: str) -> Path:
+        settings, hosts = labctl.inventory(lab.ROOT / "inventories" / "lab")
+        extra = labctl.LabHost(name, address, image, ("extra",))
+        labctl.inventory = lambda _path: (settings, [*hosts, extra])
+        labctl.up([name])
+        started.append(f"hg-{name}")
+        inventory = tmp_path / f"{name}.yml"
+        ssh = lab.ROOT / ".lab" / "ssh"
+        body = {name: {"lab_address": address, "lab_image": image}}
+        if groups == "pis":
+            # The extra source lives in tmp, so the paths group_vars/pis.yml derives from inventory_dir are given here.
+            body[name] |= {
+                "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
+            }
+            tree = {"all": {"children": {"pis": {"hosts": body}}}}
+        else:
+            tree = {"all": {"children": {"cloud": {"children": {"miners": {"hosts": body}}}}}}
+        inventory.write_text(json.dumps(tree))
+        return inventory
+
+    yield start
+    for container in started:
+        subprocess.run(["podman", "rm", "-f", "-t", "5", container], env=lab.ENV, capture_output=True, check=False)
+
+
+@pytest.mark.slow
+def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
+    inventory = extra_host("pi4", "10.213.7.34", "trixie-amd64", "pis")
+    sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
+    run = lab.playbook("site.yml", *sources, "--limit", "pi4")
+    assert run.returncode == 0, run.output[-3000:]
+    assert {h: r["changed"] for h, r in run.recap.items() if h != "pi4" and r["changed"]} == {}, "only pi4 changes"
+    miners = set(node_ids(lab.inventory_hosts("miners")).values())
+    assert eventually(lambda: {p["id"] for p in attach("pi4", "admin.peers")} & miners, timeout=6 * PERIOD)
+    head = attach("miner1", "eth.blockNumber")
+    assert eventually(lambda: (attach("pi4", "eth.blockNumber") or 0) >= head, timeout=12 * PERIOD)
+    assert attach("pi4", f"eth.getBlock({head}).hash") == attach("miner1", f"eth.getBlock({head}).hash")
+
+
+@pytest.mark.slow
+def test_a_sealer_is_voted_in_and_out_by_the_current_sealers(network, extra_host):
+    inventory = extra_host("miner4", "10.213.7.14", "trixie-amd64", "miners")
+    sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
+    before = sorted(attach("miner1", "clique.getSigners()"))
+
+    added = lab.playbook("playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4")
+    assert added.returncode == 0, added.output[-3000:]
+    signers = attach("miner1", "clique.getSigners()")
+    (new,) = set(signers) - set(before)
+    assert len(signers) == len(before) + 1
+
+    # The new sealer takes its turn: a block sealed by it appears within a few rounds.
+    def sealed_by_new() -> bool:
+        activity = attach("miner1", "clique.status().sealerActivity") or {}
+        return activity.get(new, 0) > 0 or activity.get(new.lower(), 0) > 0
+
+    assert eventually(sealed_by_new, timeout=8 * PERIOD * len(signers))
+
+    removed = lab.playbook(
+        "playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4", "-e", "sealer_vote_action=remove"
+    )
+    assert removed.returncode == 0, removed.output[-3000:]
+    assert sorted(attach("miner1", "clique.getSigners()")) == before
