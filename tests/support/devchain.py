@@ -107,6 +107,8 @@ class DevChain:
     chain_id: int = 1337
     period: int = 1
     rpc_port: int = 0
+    # Extra geth flags per node ("sealer", "rpc"), e.g. {"rpc": ["--ethstats", "rpc:secret@ws://127.0.0.1:9"]}.
+    extra_args: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sealer = Account.from_key(SEALER_KEY)
@@ -160,7 +162,9 @@ class DevChain:
         if node in self.processes and self.processes[node].poll() is None:
             return
         with self.log(node).open("ab") as log:
-            self.processes[node] = subprocess.Popen(self._common(node) + args, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[node] = subprocess.Popen(
+                self._common(node) + args + self.extra_args.get(node, []), stdout=log, stderr=subprocess.STDOUT
+            )
 
     def start_sealer(self) -> None:
         self._spawn(

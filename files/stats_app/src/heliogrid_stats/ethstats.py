@@ -1,0 +1,241 @@
+"""A minimal ethstats server: the websocket endpoint geth's own `--ethstats` reporter talks to.
+
+Every node started with `--ethstats <name>:<secret>@<host>` (sealers, the stats node, Pis) dials
+`ws(s)://<host>/api` and keeps reporting its head block, peer count, sync state and pending
+transactions, so the page lists every node, not only the stats node's own peers. The message
+format follows geth v1.13.15 `ethstats/ethstats.go`:
+
+  client: {"emit": ["hello", {"id", "info": {...}, "secret"}]}   server: {"emit": ["ready"]}
+  client: {"emit": ["node-ping", {"id", "clientTime"}]}          server: {"emit": ["node-pong", {...}]}
+  client: {"emit": ["latency"|"block"|"pending"|"stats"|"history", {"id", ...}]}
+
+A wrong secret gets no "ready": the socket is closed (geth logs "Stats login failed: unauthorized").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+log = logging.getLogger(__name__)
+
+NODE_ID = re.compile(r"^[\w.@:+ -]{1,64}$")
+HELLO_TIMEOUT = 10.0  # seconds a new connection may take to say hello
+POLICY_VIOLATION = 1008
+
+
+@dataclass
+class NodeState:
+    id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    connected: bool = False
+    first_seen: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+    latency_ms: int | None = None
+    block: dict[str, Any] | None = None
+    peers: int | None = None
+    syncing: bool | None = None
+    mining: bool | None = None
+    gas_price: int | None = None
+    pending: int | None = None
+    connection: int = 0  # which websocket currently speaks for this node
+
+    def as_dict(self, now: float, stale_after: float) -> dict[str, Any]:
+        block = self.block or {}
+        return {
+            "id": self.id,
+            "client": self.info.get("node"),
+            "os": self.info.get("os"),
+            "arch": self.info.get("os_v"),
+            "network": self.info.get("net"),
+            "protocols": self.info.get("protocol"),
+            "online": self.connected and now - self.last_seen <= stale_after,
+            "last_seen": int(self.last_seen),
+            "latency_ms": self.latency_ms,
+            "peers": self.peers,
+            "syncing": self.syncing,
+            "mining": self.mining,
+            "pending": self.pending,
+            "gas_price": self.gas_price,
+            "head": block.get("number"),
+            "head_hash": block.get("hash"),
+            "head_time": block.get("timestamp"),
+            "head_miner": block.get("miner"),
+        }
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            return None
+    return None
+
+
+class NodeRegistry:
+    """What each reporting node said last. Kept in memory: nodes re-report within seconds of a restart."""
+
+    def __init__(self, secret: str, max_nodes: int = 256, stale_after: float = 60.0) -> None:
+        self._secret = secret.encode()
+        self.max_nodes = max_nodes
+        self.stale_after = stale_after
+        self.nodes: dict[str, NodeState] = {}
+        self._connections = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._secret)
+
+    def authorise(self, secret: Any) -> bool:
+        return self.enabled and isinstance(secret, str) and hmac.compare_digest(secret.encode(), self._secret)
+
+    def login(self, node_id: str, info: dict[str, Any]) -> NodeState | None:
+        """Register a connection for `node_id`; None when the registry is full of online nodes."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            if len(self.nodes) >= self.max_nodes and not self._evict_one():
+                return None
+            node = self.nodes[node_id] = NodeState(id=node_id)
+        self._connections += 1
+        node.info, node.connected, node.connection, node.last_seen = info, True, self._connections, time.time()
+        node.block = None  # the node may have been reset; its first report after login is its current head
+        return node
+
+    def _evict_one(self) -> bool:
+        offline = [n for n in self.nodes.values() if not n.connected]
+        if not offline:
+            return False
+        del self.nodes[min(offline, key=lambda n: n.last_seen).id]
+        return True
+
+    def logout(self, node: NodeState, connection: int) -> None:
+        if node.connection == connection:  # a newer connection for the same name stays
+            node.connected = False
+
+    def update(self, node: NodeState, kind: str, payload: dict[str, Any]) -> None:
+        node.last_seen = time.time()
+        if kind == "latency":
+            node.latency_ms = _int(payload.get("latency"))
+        elif kind == "block" and isinstance(payload.get("block"), dict):
+            # After a reconnect geth sends the current head, then the head event it buffered while it was
+            # disconnected, which can be far older: a report below the known head is stale. Equal is a
+            # reorg replacing the block at that height.
+            self._set_block(node, payload["block"], at_least=0)
+        elif kind == "history" and isinstance(payload.get("history"), list):
+            blocks = [b for b in payload["history"] if isinstance(b, dict) and _int(b.get("number")) is not None]
+            if blocks:
+                self._set_block(node, max(blocks, key=lambda b: _int(b["number"]) or 0), at_least=1)
+        elif kind == "pending" and isinstance(payload.get("stats"), dict):
+            node.pending = _int(payload["stats"].get("pending"))
+        elif kind == "stats" and isinstance(payload.get("stats"), dict):
+            stats = payload["stats"]
+            node.peers = _int(stats.get("peers"))
+            node.syncing = bool(stats.get("syncing"))
+            node.mining = bool(stats.get("mining"))
+            node.gas_price = _int(stats.get("gasPrice"))
+
+    @staticmethod
+    def _set_block(node: NodeState, block: dict[str, Any], *, at_least: int) -> None:
+        """Take `block` as the node's head if its number is at least `at_least` above the current head."""
+        number = _int(block.get("number"))
+        if number is None:
+            return
+        current = (node.block or {}).get("number")
+        if current is not None and number < current + at_least:
+            return
+        txs = block.get("transactions")
+        node.block = {
+            "number": number,
+            "hash": str(block.get("hash", "")),
+            "miner": str(block.get("miner", "")),
+            "timestamp": _int(block.get("timestamp")),
+            "gas_used": _int(block.get("gasUsed")),
+            "transactions": len(txs) if isinstance(txs, list) else None,
+        }
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = time.time()
+        return [n.as_dict(now, self.stale_after) for n in sorted(self.nodes.values(), key=lambda n: n.id)]
+
+
+def _parse(text: str) -> tuple[str, Any] | None:
+    """(command, payload) of an ethstats frame, or None for anything else."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    emit = message.get("emit") if isinstance(message, dict) else None
+    if not isinstance(emit, list) or not emit or not isinstance(emit[0], str):
+        return None
+    return emit[0], emit[1] if len(emit) > 1 else None
+
+
+async def serve_node(websocket: WebSocket, registry: NodeRegistry) -> None:
+    """Speak the ethstats protocol with one reporting node until it goes away."""
+    await websocket.accept()
+    try:
+        hello = _parse(await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT))
+    except (TimeoutError, WebSocketDisconnect, KeyError):
+        await _close(websocket, "expected a hello message")
+        return
+    payload = hello[1] if hello and hello[0] == "hello" else None
+    if not isinstance(payload, dict):
+        await _close(websocket, "expected a hello message")
+        return
+    node_id = payload.get("id")
+    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+        await _close(websocket, "expected a node name of 1-64 letters, digits or ._-@:+ and spaces")
+        return
+    if not registry.authorise(payload.get("secret")):
+        log.warning("ethstats: node %r refused: wrong secret", node_id)
+        await _close(websocket, "unauthorized")
+        return
+    info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+    node = registry.login(node_id, {k: v for k, v in info.items() if isinstance(v, str | int | bool)})
+    if node is None:
+        await _close(websocket, f"node limit of {registry.max_nodes} reached")
+        return
+    connection = node.connection
+    log.info("ethstats: node %r connected", node_id)
+    await websocket.send_text(json.dumps({"emit": ["ready"]}))
+    try:
+        while True:
+            parsed = _parse(await websocket.receive_text())
+            if parsed is None:
+                continue
+            command, body = parsed
+            log.debug("ethstats: %r sent %s", node_id, str(body)[:300])
+            if not isinstance(body, dict) or body.get("id") != node_id:
+                continue
+            if command == "node-ping":
+                pong = {"clientTime": body.get("clientTime"), "serverTime": int(time.time() * 1000)}
+                await websocket.send_text(json.dumps({"emit": ["node-pong", pong]}))
+                node.last_seen = time.time()
+            else:
+                registry.update(node, command, body)
+    except (WebSocketDisconnect, KeyError):  # KeyError: starlette's receive_text on a binary frame
+        pass
+    finally:
+        registry.logout(node, connection)
+        log.info("ethstats: node %r disconnected", node_id)
+
+
+async def _close(websocket: WebSocket, reason: str) -> None:
+    with contextlib.suppress(RuntimeError):  # already closed by the peer
+        await websocket.close(code=POLICY_VIOLATION, reason=reason)
