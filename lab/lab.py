@@ -248,6 +248,13 @@ def up(only: list[str]) -> None:
             if not running(host.container):
                 podman("start", host.container)
                 print(f"lab: started {host.container}")
+            current = podman("image", "inspect", "--format", "{{.Id}}", image_ref(host.image)).stdout.strip()
+            used = podman("container", "inspect", "--format", "{{.Image}}", host.container).stdout.strip()
+            if used != current:
+                print(
+                    f"lab: warning: {host.container} runs an older {host.image} image; "
+                    "`make lab-down lab-up` recreates the lab from the current images"
+                )
             continue
         podman(
             "run",

@@ -4,8 +4,9 @@
 set -euo pipefail
 PACKAGES=(
   podman runc netavark aardvark-dns          # the lab's containers (rootful)
-  debootstrap qemu-user-static binfmt-support # base images, arm64 Pis under emulation
+  debootstrap                                 # base images
   mtools dosfstools e2fsprogs fdisk xz-utils  # SD-card images without mounting
+  util-linux                                  # losetup, lsblk, partx for the flashing tests
   chromium                                    # the stats page's browser test
   openssh-client rsync git ca-certificates python3-venv
 )
@@ -20,16 +21,42 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# qemu-user-static registers its binfmt handlers through binfmt-support; in a container or a
-# minimal VM binfmt_misc may not be mounted yet.
+# arm64 Pis run under qemu-user emulation. Bookworm's qemu 7.2 cannot run trixie's systemd (services
+# fail with "Result: resources"), so the emulator is the static qemu-aarch64 of Debian trixie's
+# qemu-user package, fetched with a private apt configuration (the machine's apt sources are not
+# touched) and cached. It is registered with binfmt_misc flags POCF: F loads it once so containers use
+# it, and O/C run setuid programs (sudo) with their own credentials as on a real Pi.
+QEMU_VERSION=${QEMU_VERSION:-1:10.0.13+ds-0+deb13u1}
+CACHE=${HELIOGRID_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/heliogrid}
+qemu_dir="$CACHE/qemu/${QEMU_VERSION#*:}"
+qemu="$qemu_dir/qemu-aarch64"
+if [ ! -x "$qemu" ]; then
+  apt_dir=$(mktemp -d)
+  trap 'rm -rf "$apt_dir"' EXIT
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian trixie main" > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o Debug::NoLocking=1
+            -o APT::Sandbox::User=root)
+  echo "setup-host: fetching qemu-user $QEMU_VERSION (Debian trixie) for arm64 emulation"
+  apt-get "${apt_opts[@]}" -q update >/dev/null
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" -q download "qemu-user=$QEMU_VERSION" >/dev/null)
+  dpkg-deb -x "$apt_dir"/qemu-user_*.deb "$apt_dir/x"
+  mkdir -p "$qemu_dir"
+  install -m 0755 "$apt_dir/x/usr/bin/qemu-aarch64" "$qemu.tmp" && mv "$qemu.tmp" "$qemu"
+  rm -rf "$apt_dir"; trap - EXIT
+fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  update-binfmts --enable qemu-aarch64 || update-binfmts --import qemu-aarch64
+handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
+if ! grep -qx "interpreter $qemu" "$handler" 2>/dev/null || ! grep -qx "flags: POCF" "$handler"; then
+  [ -e "$handler" ] && echo -1 > "$handler"
+  printf '%s' ":qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:$qemu:POCF" \
+    > /proc/sys/fs/binfmt_misc/register
+  echo "setup-host: registered $qemu for arm64 binaries"
 fi
-grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
-  || { echo "setup-host: qemu-aarch64 binfmt handler is not enabled" >&2; exit 1; }
+grep -q '^enabled' "$handler" || { echo "setup-host: the qemu-aarch64 binfmt handler is not enabled" >&2; exit 1; }
 
 # Go >= 1.21 can fetch the Go 1.22 toolchain geth needs through the module proxy.
 if ! command -v go >/dev/null; then
