@@ -82,8 +82,9 @@ def main() -> None:
     env = {"MTOOLS_SKIP_CHECK": "1"}
     wanted = p["content"].encode()
 
-    rc, current, _err = module.run_command(["mtype", "-i", image, target], environ_update=env, binary_data=True,
-                                           encoding=None)
+    rc, current, _err = module.run_command(
+        ["mtype", "-i", image, target], environ_update=env, binary_data=True, encoding=None
+    )
     if rc == 0 and current == wanted:
         module.exit_json(changed=False, name=p["name"])
     if module.check_mode:

@@ -84,8 +84,9 @@ def main() -> None:
     env = {"MTOOLS_SKIP_CHECK": "1"}
     rc, out, err = module.run_command(["mdir", "-b", "-i", f"{disk}@@{offset}", "::/"], environ_update=env)
     if rc != 0:
-        module.fail_json(msg=f"partition {number} of {disk} at byte {offset} is not a readable FAT file system "
-                         f"(mdir: {err.strip()})")
+        module.fail_json(
+            msg=f"partition {number} of {disk} at byte {offset} is not a readable FAT file system (mdir: {err.strip()})"
+        )
     files = sorted(line.rsplit("/", 1)[-1] for line in out.splitlines() if line.startswith("::/"))
     module.exit_json(changed=False, offset=offset, number=number, files=files)
 

@@ -76,39 +76,50 @@ def device_problems(lsblk: dict, mounts_text: str, policy: DevicePolicy) -> list
     dtype = device.get("type")
     if dtype not in WHOLE_DISK_TYPES:
         parent = f" (its disk is /dev/{device['pkname']})" if device.get("pkname") else ""
-        problems.append(f"{path} is a {dtype}, not a whole disk{parent}: give the card itself, e.g. /dev/sdX, "
-                        "not one of its partitions")
+        problems.append(
+            f"{path} is a {dtype}, not a whole disk{parent}: give the card itself, e.g. /dev/sdX, "
+            "not one of its partitions"
+        )
 
     mounted = {(n.get("path"), mp) for n in nodes for mp in (n.get("mountpoints") or []) if mp}
     mounts = parse_mounts(mounts_text)
     mounted |= {(m.source, m.target) for m in mounts if on_device(m.source)}
     root_sources = sorted({src for src, mp in mounted if mp == "/"})
     if root_sources:
-        problems.append(f"{path} holds the root file system (/ is mounted from {', '.join(root_sources)}): "
-                        "this is the computer's own disk, never an SD card to erase")
+        problems.append(
+            f"{path} holds the root file system (/ is mounted from {', '.join(root_sources)}): "
+            "this is the computer's own disk, never an SD card to erase"
+        )
     others = sorted(f"{src} on {mp}" for src, mp in mounted if mp != "/")
     if others:
-        problems.append(f"{path} is mounted ({'; '.join(others)}): unmount it first "
-                        "(umount, or 'udisksctl unmount -b <partition>'), then run again")
+        problems.append(
+            f"{path} is mounted ({'; '.join(others)}): unmount it first "
+            "(umount, or 'udisksctl unmount -b <partition>'), then run again"
+        )
 
     removable = _flag(device.get("rm")) or _flag(device.get("hotplug"))
     if not removable and not policy.allow_non_removable:
-        problems.append(f"{path} is not a removable device (lsblk RM=0, HOTPLUG=0); SD cards in USB readers are. "
-                        "If it really is the card (some built-in readers report RM=0), set "
-                        "pi_flash_allow_non_removable=true")
+        problems.append(
+            f"{path} is not a removable device (lsblk RM=0, HOTPLUG=0); SD cards in USB readers are. "
+            "If it really is the card (some built-in readers report RM=0), set "
+            "pi_flash_allow_non_removable=true"
+        )
 
     size = int(device.get("size") or 0)
     if size == 0:
         problems.append(f"{path} has size 0: is there a card in the reader?")
     elif size > policy.max_bytes and not policy.allow_oversize:
-        problems.append(f"{path} is {size} bytes ({_human(size)}), larger than pi_flash_max_device_size "
-                        f"({policy.max_bytes} bytes): SD cards are smaller than that. If it really is the card, "
-                        "set pi_flash_allow_oversize=true")
+        problems.append(
+            f"{path} is {size} bytes ({_human(size)}), larger than pi_flash_max_device_size "
+            f"({policy.max_bytes} bytes): SD cards are smaller than that. If it really is the card, "
+            "set pi_flash_allow_oversize=true"
+        )
     return problems
 
 
-def pi_flash_device_problems(lsblk: dict, mounts_text: str, max_bytes: int, allow_non_removable: bool = False,
-                             allow_oversize: bool = False) -> list[str]:
+def pi_flash_device_problems(
+    lsblk: dict, mounts_text: str, max_bytes: int, allow_non_removable: bool = False, allow_oversize: bool = False
+) -> list[str]:
     policy = DevicePolicy(int(max_bytes), bool(allow_non_removable), bool(allow_oversize))
     return device_problems(lsblk, mounts_text, policy)
 

@@ -150,9 +150,12 @@ def main() -> None:
         drop_cache(device_fd)
         image_sum, device_sum = sha256_of(image_fd, size), sha256_of(device_fd, size)
         if image_sum != device_sum:
-            module.fail_json(msg=f"read-back verification failed: the first {size} bytes of {device} have sha256 "
-                             f"{device_sum}, the image {image} has {image_sum}; the card may be faulty or was "
-                             "removed", bytes=size)
+            module.fail_json(
+                msg=f"read-back verification failed: the first {size} bytes of {device} have sha256 "
+                f"{device_sum}, the image {image} has {image_sum}; the card may be faulty or was "
+                "removed",
+                bytes=size,
+            )
         module.exit_json(changed=True, bytes=size, sha256=image_sum)
     finally:
         os.close(device_fd)
