@@ -68,14 +68,19 @@ lint: venv
 	  echo "syntax-check: $(words $(PLAYBOOKS)) playbooks ok"
 
 # Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
+# Each test folder runs in its own pytest process: their conftest modules share a name.
+UNIT_DIRS := tests/unit tests/contracts tests/flash
+INTEGRATION_DIRS := tests/contracts tests/flash tests/aws
+PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
+
 unit: venv
-	pytest -q -m "not slow" tests/unit tests/contracts tests/flash
-	@for pkg in $(wildcard files/*/pyproject.toml); do (cd $$(dirname $$pkg) && $(PY) -m pytest -q -m "not slow") || exit 1; done
+	@for d in $(UNIT_DIRS) $(PACKAGES); do echo "== unit: $$d"; \
+	  (cd $$d && $(PY) -m pytest -q -m "not slow" -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; done
 
 # Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc.
 integration: setup
-	pytest -q -m slow tests/contracts tests/flash tests/aws
-	@for pkg in $(wildcard files/*/pyproject.toml); do (cd $$(dirname $$pkg) && $(PY) -m pytest -q -m slow || [ $$? -eq 5 ]) || exit 1; done
+	@for d in $(INTEGRATION_DIRS) $(PACKAGES); do echo "== integration: $$d"; \
+	  (cd $$d && $(PY) -m pytest -q -m slow -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; done
 	contracts/run_slither.sh
 
 molecule: setup

@@ -28,7 +28,7 @@ from heliogrid_stats.config import StatsConfig
 sys.path.insert(0, str(REPO))
 from tests.support.devchain import DevChain, GethNotBuilt, geth_binary
 
-pytestmark = pytest.mark.geth
+pytestmark = [pytest.mark.geth, pytest.mark.slow]
 METER_KEY = "0x" + "6e" * 32  # throwaway key of the test meter
 MAX_CAPACITY = 2**32 - 1  # watts: about 1.19 kWh per second, so a 1 s chain can credit kWh quickly
 
