@@ -51,13 +51,15 @@ lab-up: setup
 
 lab-status: venv
 	@$(PY) lab/lab.py status
-	@ansible all -m ansible.builtin.ping -o 2>/dev/null | sed 's/^/  /' || true
+	@ansible miners:stats:pis -m ansible.builtin.ping 2>/dev/null | grep -E "SUCCESS|UNREACHABLE|FAILED" || true
 
 lab-down: venv
 	$(PY) lab/lab.py down
 
 demo: lab-up
 	ansible-playbook site.yml
+	@if [ -f playbooks/status.yml ] && grep -q "playbooks/network.yml" site.yml; then ansible-playbook playbooks/status.yml; \
+	  else ansible miners:stats:pis -m ansible.builtin.ping; fi
 	@$(PY) lab/summary.py
 
 lint: venv
