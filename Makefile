@@ -88,8 +88,11 @@ integration: setup
 molecule: setup
 	@lab/run-molecule.sh
 
+# The lab from nothing and its reachability; the checks of a whole site.yml run (test_site.py,
+# test_network.py) join this list as the network roles land in site.yml.
+SYSTEM_TESTS ?= tests/system/test_lab.py
 system: setup
-	pytest -q tests/system
+	pytest -q -p no:cacheprovider $(SYSTEM_TESTS)
 
 test: setup lint unit integration molecule system
 
