@@ -30,6 +30,9 @@ LAB_NAME = "heliogrid"
 PREFIX = "hg-"
 MIRROR = "hg-mirror"
 ADMIN_USER = "ops"
+# systemd 257 (trixie) keeps CAP_SYS_ADMIN to sandbox a unit that runs as another user (ProtectSystem,
+# PrivateTmp...); without it such units fail with 217/USER. A VM or a Pi has it, so lab hosts do too.
+CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN"]
 STATE = ROOT / ".lab"
 CACHE = Path(
     os.environ.get("HELIOGRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
@@ -273,6 +276,7 @@ def up(only: list[str]) -> None:
             f"io.heliogrid.host={host.name}",
             "--systemd",
             "always",
+            *[f"--cap-add={c}" for c in CAPABILITIES],
             image_ref(host.image),
             "/sbin/init",
         )
