@@ -3,7 +3,7 @@
 # the arm64 emulator. Safe to re-run: it installs only what is missing and changes nothing else.
 set -euo pipefail
 PACKAGES=(
-  podman runc netavark aardvark-dns          # the lab's containers (rootful)
+  podman runc netavark aardvark-dns iptables # the lab's containers (rootful; netavark drives iptables)
   debootstrap                                 # base images
   mtools dosfstools e2fsprogs fdisk xz-utils  # SD-card images without mounting
   util-linux                                  # losetup, lsblk, partx for the flashing tests
