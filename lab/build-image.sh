@@ -78,6 +78,19 @@ if [ "$arch" != "$host_arch" ]; then
     printf '[Service]\nImportCredential=\nLoadCredential=\n' \
       > "$root/etc/systemd/system/$unit.service.d/10-emulated-no-credentials.conf"
   done
+  # For the same reason no unit can have a mount namespace (ProtectSystem=, PrivateTmp=, ReadWritePaths=...: each
+  # fails with 226/NAMESPACE, measured directive by directive; the system-call filters work). A top-level drop-in
+  # turns those off for every service, systemd's own (logind) and HelioGrid's (geth, the agent) alike, so the roles
+  # install on the emulated Pi the same units as on a real one, which runs them sandboxed.
+  mkdir -p "$root/etc/systemd/system/service.d"
+  printf '%s\n' '[Service]' ProtectSystem=no ProtectHome=no PrivateTmp=no PrivateDevices=no PrivateMounts=no \
+    ProtectKernelTunables=no ProtectKernelModules=no ProtectKernelLogs=no ProtectControlGroups=no ProtectClock=no \
+    ProtectHostname=no ProtectProc=default ProcSubset=all ReadWritePaths= ReadOnlyPaths= InaccessiblePaths= \
+    ExecPaths= NoExecPaths= TemporaryFileSystem= BindPaths= BindReadOnlyPaths= \
+    > "$root/etc/systemd/system/service.d/10-emulated-no-mount-namespace.conf"
+  # An SSH login would register with logind, which starts a systemd --user manager that never comes up under
+  # emulation: every connection waited 25 to 90 s for it. The Pis' logins need no user session.
+  sed -i '/pam_systemd\.so/d' "$root/etc/pam.d/common-session"
 fi
 
 tar --numeric-owner --xattrs -C "$root" -cf - . | podman import --quiet --arch "$arch" \
