@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENV = dict(
@@ -67,8 +69,14 @@ def playbook(path: str, *args: str, log: Path | None = None) -> PlaybookRun:
     return PlaybookRun(result.returncode, result.stdout)
 
 
-def podman_exec(container: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True, capture_output=True)
+def podman_exec(
+    container: str, *cmd: str, check: bool = True, user: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command in a lab container (as `user` when given); check=True raises on a non-zero exit."""
+    options = ["--user", user] if user else []
+    result = subprocess.run(
+        ["podman", "exec", *options, container, *cmd], env=ENV, text=True, capture_output=True, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise RuntimeError(f"{container}: {' '.join(cmd)} failed ({result.returncode}): {result.stderr}")
     return result
@@ -90,3 +98,22 @@ def inventory_hosts(group: str) -> list[str]:
 
     walk(group)
     return found
+
+
+def lab_setting(name: str) -> object:
+    """A lab-wide setting of inventories/lab/group_vars/all/lab.yml (the network name, the subnet...)."""
+    return yaml.safe_load((ROOT / "inventories" / "lab" / "group_vars" / "all" / "lab.yml").read_text())[name]
+
+
+def container_address(container: str, network: str) -> str:
+    """The address a running container has on a podman network."""
+    inspected = json.loads(podman("container", "inspect", container).stdout)[0]
+    return inspected["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def podman(*args: str, timeout: float | None = 300) -> subprocess.CompletedProcess:
+    """Run a podman command with the lab's settings; raises with podman's message when it fails."""
+    result = subprocess.run(["podman", *args], env=ENV, text=True, capture_output=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result

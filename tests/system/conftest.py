@@ -15,8 +15,11 @@ RESULTS = lab.ROOT / "test-results"
 def fresh_lab() -> None:
     """A lab brought up from nothing: no container of a previous run survives into this one.
 
-    HELIOGRID_KEEP_LAB=1 keeps the running lab (for re-running checks while developing).
+    HELIOGRID_KEEP_LAB=1 keeps the running lab (for re-running checks while developing);
+    HELIOGRID_SITE_APPLIED=1 says the lab is up with site.yml applied, and touches nothing.
     """
+    if os.environ.get("HELIOGRID_SITE_APPLIED") == "1":
+        return
     if os.environ.get("HELIOGRID_KEEP_LAB") != "1":
         lab.lab("down")
         (lab.ROOT / "inventories" / "lab" / "state").mkdir(exist_ok=True)
@@ -27,8 +30,22 @@ def fresh_lab() -> None:
 
 @pytest.fixture(scope="session")
 def site(fresh_lab) -> lab.PlaybookRun:
-    """site.yml applied once to the fresh lab; its output is kept in test-results/site-first-run.log."""
-    run = lab.playbook("site.yml", log=RESULTS / "site-first-run.log")
+    """site.yml applied once to the fresh lab; its output is kept in test-results/site-first-run.log.
+
+    HELIOGRID_SITE_APPLIED=1: site.yml was already applied to the running lab (by a previous session, or by
+    whoever brought the lab up); its run is read back from that log instead of running it again.
+    """
+    log = RESULTS / "site-first-run.log"
+    if os.environ.get("HELIOGRID_SITE_APPLIED") == "1":
+        if not log.exists():
+            pytest.fail(f"HELIOGRID_SITE_APPLIED=1 but {log} does not exist: keep the log of the site.yml run there")
+        output = log.read_text()
+        run = lab.PlaybookRun(0, output)
+        failed = {h: r for h, r in run.recap.items() if r["failed"] or r["unreachable"]}
+        if not run.recap or failed:
+            pytest.fail(f"{log} does not record a successful site.yml run: recap {run.recap or 'missing'}")
+        return run
+    run = lab.playbook("site.yml", log=log)
     if run.returncode != 0:
         pytest.fail(f"site.yml failed (rc={run.returncode}); last lines:\n{run.output[-6000:]}")
     return run

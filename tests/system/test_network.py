@@ -17,31 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import lab
+from tests.support.chain import attach, eventually, heads_in_step, node_ids, period
 
-PERIOD = 5  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
-IPC = "/var/lib/geth/geth.ipc"
-
-
-def attach(host: str, expression: str, check: bool = True):
-    """Evaluate a JavaScript expression in the host's geth console and return it as Python."""
-    result = lab.podman_exec(
-        f"hg-{host}", "geth", "attach", "--exec", f"JSON.stringify({expression})", IPC, check=check
-    )
-    return json.loads(json.loads(result.stdout)) if result.returncode == 0 else None
-
-
-def eventually(probe, timeout: float, interval: float = 2.0):
-    """Poll probe() until it returns something truthy; return the last value either way."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = probe()
-    return value
-
-
-def node_ids(hosts: list[str]) -> dict[str, str]:
-    return {h: attach(h, "admin.nodeInfo.id") for h in hosts}
+PERIOD = period()  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
 
 
 def sealer_addresses() -> dict[str, str]:
@@ -53,8 +31,8 @@ def sealer_addresses() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def network() -> None:
-    """The lab with the network applied (the system harness runs lab-up and site.yml before this module)."""
+def network(site) -> None:
+    """The lab with site.yml applied (the `site` fixture), every node's geth running."""
     for host in lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"):
         state = lab.podman_exec(f"hg-{host}", "systemctl", "is-active", "geth", check=False).stdout.strip()
         if state != "active":
@@ -91,14 +69,7 @@ def test_every_pi_has_a_miner_peer(network):
 
 def test_every_pi_follows_the_same_chain_head(network):
     hosts = lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis")
-
-    def in_step() -> bool:
-        heads = {h: attach(h, "eth.blockNumber") for h in hosts}
-        common = min(heads.values())
-        hashes = {attach(h, f"eth.getBlock({common}).hash") for h in hosts}
-        return max(heads.values()) - common <= 1 and len(hashes) == 1 and common > 0
-
-    assert eventually(in_step, timeout=6 * PERIOD, interval=PERIOD)
+    assert eventually(lambda: heads_in_step(hosts), timeout=6 * PERIOD, interval=PERIOD)
 
 
 def test_pis_do_not_discover_and_serve_rpc_on_loopback_only(network):
@@ -135,13 +106,6 @@ def test_status_playbook_reports_and_writes_json(network, tmp_path):
     assert "chain: head" in run.output
 
 
-@pytest.mark.slow
-def test_second_run_of_the_network_playbook_changes_nothing(network):
-    run = lab.playbook("playbooks/network.yml")
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.changed == 0, {h: r for h, r in run.recap.items() if r["changed"]}
-
-
 # --- Growing the lab: hosts outside hosts.yml, added through a second inventory source. ---------------------
 
 
@@ -167,9 +131,11 @@ def extra_host(tmp_path: Path) -> Iterator:
         started.append(f"hg-{name}")
         inventory = tmp_path / f"{name}.yml"
         ssh = lab.ROOT / ".lab" / "ssh"
-        body = {name: {"lab_address": address, "lab_image": image}}
+        # The extra source lives in tmp: what group_vars derive from inventory_dir is given here (the state dir holds
+        # the deployment record and the ethstats secret every host reads).
+        state = lab.ROOT / "inventories" / "lab" / "state"
+        body = {name: {"lab_address": address, "lab_image": image, "heliogrid_state_dir": str(state)}}
         if groups == "pis":
-            # The extra source lives in tmp, so the paths group_vars/pis.yml derives from inventory_dir are given here.
             body[name] |= {
                 "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",

@@ -1,0 +1,214 @@
+"""The lab's chain as the system tests read it: each node's geth console, and the contracts through a node's RPC.
+
+Nothing here connects from this machine to a lab address: consoles run inside the containers (`geth attach`
+over IPC), and contract calls go through a python3 relay started with `podman exec -i` on the RPC host, the
+way the contracts role reaches it (contracts/heliogrid_contracts/rpc.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.support import lab
+
+IPC = "/var/lib/geth/geth.ipc"
+RPC_URL = "http://127.0.0.1:8545"  # the stats node's loopback HTTP-RPC (roles/geth geth_http_*)
+RECORD = lab.ROOT / "inventories" / "lab" / "state" / "contracts.json"  # roles/contracts writes it
+ZERO = "0x" + "0" * 40
+T = TypeVar("T")
+
+
+@cache
+def period() -> int:
+    """Seconds between blocks: clique_genesis_period of inventories/lab/group_vars/all/network.yml."""
+    settings = yaml.safe_load((lab.ROOT / "inventories" / "lab" / "group_vars" / "all" / "network.yml").read_text())
+    return int(settings["clique_genesis_period"])
+
+
+def attach(host: str, expression: str, check: bool = True) -> Any:
+    """Evaluate a JavaScript expression in the host's geth console and return it as Python (None on failure)."""
+    result = lab.podman_exec(
+        f"hg-{host}", "geth", "attach", "--exec", f"JSON.stringify({expression})", IPC, check=check
+    )
+    return json.loads(json.loads(result.stdout)) if result.returncode == 0 else None
+
+
+def eventually(probe: Callable[[], T], timeout: float, interval: float = 2.0) -> T:
+    """Poll probe() until it returns something truthy; return the last value either way."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    return value
+
+
+def on_each(hosts: list[str], fn: Callable[[str], T]) -> dict[str, T]:
+    """fn(host) for every host at once (a console under qemu takes seconds; the hosts need not wait in turn)."""
+    with ThreadPoolExecutor(max_workers=max(len(hosts), 1)) as pool:
+        return dict(zip(hosts, pool.map(fn, hosts), strict=True))
+
+
+def node_ids(hosts: list[str]) -> dict[str, str]:
+    return on_each(hosts, lambda h: attach(h, "admin.nodeInfo.id"))
+
+
+# One console call per host: its head, the hashes of the head and its parent, the head's time and its peers.
+HEAD_VIEW = (
+    "(function () { var n = eth.blockNumber, b = eth.getBlock(n);"
+    " return {number: n, hash: b.hash, parent: b.parentHash, time: b.timestamp,"
+    " peers: admin.peers.map(function (p) { return p.id; })}; })()"
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    number: int
+    hash: str
+    parent: str
+    time: int
+    peers: list[str]
+
+    def hash_at(self, number: int) -> str | None:
+        return {self.number: self.hash, self.number - 1: self.parent}.get(number)
+
+
+def heads(hosts: list[str]) -> dict[str, Head | None]:
+    """Each host's view of its chain head (None when its console does not answer)."""
+
+    def view(host: str) -> Head | None:
+        found = attach(host, HEAD_VIEW, check=False)
+        return Head(**found) if found else None
+
+    return on_each(hosts, view)
+
+
+def in_step(views: dict[str, Head | None]) -> bool:
+    """Every node within one block of the others, all on the same block at the lowest common height."""
+    if not views or any(v is None for v in views.values()):
+        return False
+    numbers = [v.number for v in views.values() if v is not None]
+    common = min(numbers)
+    hashes = {v.hash_at(common) for v in views.values() if v is not None}
+    return common > 0 and max(numbers) - common <= 1 and len(hashes) == 1 and None not in hashes
+
+
+def heads_in_step(hosts: list[str]) -> bool:
+    return in_step(heads(hosts))
+
+
+# --- the contracts ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Meter:
+    """EnergyMarket.getMeter(meter), field by field (contracts/INTERFACE.md)."""
+
+    owner: str
+    capacity_watts: int
+    active: bool
+    registered_at: int
+    last_report_at: int
+    total_wh: int
+    credited_kwh: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """One ProductionReported event: the cumulative total a meter reported and what it was credited for it."""
+
+    block: int
+    timestamp: int
+    tx_hash: str
+    total_wh: int
+    credited_kwh: int
+    tokens_minted: int
+
+
+class Contracts:
+    """EnergyMarket and EnergyToken as deployed on the lab, read through a node's RPC relayed by `podman exec`."""
+
+    def __init__(
+        self, rpc_host: str = "stats1", *, via: list[str] | None = None, url: str = RPC_URL, record: Path = RECORD
+    ) -> None:
+        """Read through `rpc_host`'s loopback RPC (`via` and `url` override the relay, e.g. for a local chain)."""
+        contracts_dir = str(lab.ROOT / "contracts")
+        if contracts_dir not in sys.path:
+            sys.path.insert(0, contracts_dir)
+        from heliogrid_contracts.rpc import connect
+
+        self.record = json.loads(record.read_text())
+        self.w3 = connect(url, via=["podman", "exec", "-i", f"hg-{rpc_host}"] if via is None else via, timeout=60)
+        market, token = self.record["market"], self.record["token"]
+        self.market = self.w3.eth.contract(address=self.w3.to_checksum_address(market["address"]), abi=market["abi"])
+        self.token = self.w3.eth.contract(address=self.w3.to_checksum_address(token["address"]), abi=token["abi"])
+        self.first_block = int(market.get("block") or 0)
+
+    def close(self) -> None:
+        self.w3.provider.close()
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def timestamp(self, block: int) -> int:
+        return int(self.w3.eth.get_block(block)["timestamp"])
+
+    def meter(self, address: str, block: int | str = "latest") -> Meter:
+        m = self.market.functions.getMeter(self.w3.to_checksum_address(address)).call(block_identifier=block)
+        return Meter(m[0], int(m[1]), bool(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6]))
+
+    def tariff(self, block: int | str = "latest") -> int:
+        return int(self.market.functions.tariff().call(block_identifier=block))
+
+    def total_supply(self, block: int | str = "latest") -> int:
+        return int(self.token.functions.totalSupply().call(block_identifier=block))
+
+    def registered_meters(self, to_block: int | str = "latest") -> list[str]:
+        """Every meter ever registered (MeterRegistered events), checksummed, in registration order."""
+        events = self.market.events.MeterRegistered().get_logs(from_block=self.first_block, to_block=to_block)
+        return [self.w3.to_checksum_address(e["args"]["meter"]) for e in events]
+
+    def reports(self, meter: str, to_block: int | str = "latest") -> list[Report]:
+        """The meter's ProductionReported events, oldest first."""
+        events = self.market.events.ProductionReported().get_logs(
+            argument_filters={"meter": self.w3.to_checksum_address(meter)},
+            from_block=self.first_block,
+            to_block=to_block,
+        )
+        times: dict[int, int] = {}
+        found = []
+        for e in sorted(events, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            block = int(e["blockNumber"])
+            if block not in times:
+                times[block] = self.timestamp(block)
+            args = e["args"]
+            found.append(
+                Report(
+                    block,
+                    times[block],
+                    e["transactionHash"].to_0x_hex(),
+                    int(args["totalWh"]),
+                    int(args["creditedKWh"]),
+                    int(args["tokensMinted"]),
+                )
+            )
+        return found
+
+    def minted_to(self, owner: str, to_block: int | str = "latest") -> int:
+        """Token base units minted to `owner` (ERC-20 Transfer events from the zero address)."""
+        events = self.token.events.Transfer().get_logs(
+            argument_filters={"from": ZERO, "to": self.w3.to_checksum_address(owner)},
+            from_block=int(self.record["token"].get("block") or 0),
+            to_block=to_block,
+        )
+        return sum(int(e["args"]["value"]) for e in events)

@@ -1,0 +1,161 @@
+"""Energy on the lab after site.yml: the Pis sell what they measure, the chain's ledger equals each agent's own,
+and the public stats page shows the chain's figures.
+
+Read-only: nothing here changes the lab. The chain is read independently of the agents and of the stats app,
+through the stats node's RPC with the deployer's record of the contracts (tests/support/chain.py); each agent's
+account is read inside its Pi (tests/support/agents.py); the page is loaded by Chromium on this machine through
+a loopback port forwarded into the stats container (tests/support/forward.py), never from a lab address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from tests.support import agents, lab, stats_page
+from tests.support.chain import Contracts, Meter, eventually, period
+from tests.support.forward import LoopbackForward
+
+RESULTS = lab.ROOT / "test-results"
+# A lab Pi exports about 20 kW (inventories/lab/group_vars/pis/pi_agent.yml): a kWh every 3 minutes.
+FIRST_SALE_WITHIN = float(os.environ.get("HELIOGRID_FIRST_SALE_SECONDS", "480"))
+# How far (in blocks) the stats app's index may trail the node when the page or the API is read.
+INDEX_LAG = 3
+STATS_HTTP_PORT = 80  # nginx in front of the stats app (roles/stats_app stats_app_nginx_http_port)
+
+API_SCRIPT = """
+import json, sys, urllib.request
+answers = []
+for path in sys.argv[2:]:
+    with urllib.request.urlopen(sys.argv[1] + path, timeout=20) as answer:
+        answers.append(json.load(answer))
+print(json.dumps(answers))
+"""
+
+
+@pytest.fixture(scope="module")
+def contracts(site) -> Iterator[Contracts]:
+    reader = Contracts("stats1")
+    yield reader
+    reader.close()
+
+
+@pytest.fixture(scope="module")
+def pis(site) -> list[str]:
+    return lab.inventory_hosts("pis")
+
+
+def agent_started(pi: str) -> float:
+    """When the Pi's agent first started (its journal), or else when its running instance did."""
+    first = agents.first_start(pi)
+    if first is not None:
+        return first
+    shown = lab.podman_exec(
+        f"hg-{pi}", "systemctl", "show", agents.UNIT, "--property=ExecMainStartTimestamp", "--timestamp=unix"
+    ).stdout
+    return float(shown.strip().split("=@", 1)[1])
+
+
+def chain_at(contracts: Contracts, block: int) -> dict[str, Meter]:
+    """Every registered meter's record at `block`, by lower-case address."""
+    return {m.lower(): contracts.meter(m, block) for m in contracts.registered_meters(block)}
+
+
+def test_every_pi_sells_a_kwh_within_eight_minutes_of_its_agent_starting(contracts, pis):
+    for pi in pis:
+        found = eventually(lambda pi=pi: agents.status(pi), timeout=60)
+        assert found, f"{pi}: the agent does not answer on its LAN page"
+        meter, started = found["address"], agent_started(pi)
+
+        def first_sale(meter=meter):
+            return next((r for r in contracts.reports(meter) if r.credited_kwh > 0), None)
+
+        wait = max(started + FIRST_SALE_WITHIN - time.time(), 0) + 2 * period()
+        sale = eventually(first_sale, timeout=wait, interval=10)
+        assert sale, f"{pi}: no kWh credited to meter {meter} within {FIRST_SALE_WITHIN:.0f} s of its agent starting"
+        took = sale.timestamp - started
+        print(f"FIGURE: {pi} sold its first kWh {took:.0f} s after its agent started (block {sale.block})")
+        assert took <= FIRST_SALE_WITHIN, f"{pi}: first kWh credited {took:.0f} s after the agent started"
+
+
+def test_each_meters_record_on_chain_equals_its_agents_confirmed_reports(contracts, pis):
+    for pi in pis:
+        ledger = agents.settled_ledger(pi, contracts, timeout=300)
+        assert ledger, f"{pi}: no moment within 300 s with the agent up, nothing in flight and a kWh under way"
+        print(
+            f"FIGURE: {pi} counter {ledger.counter_wh:.1f} Wh, on chain {ledger.chain.total_wh} Wh "
+            f"= {ledger.chain.credited_kwh} kWh credited in {len(ledger.reports)} report(s) at block {ledger.block}"
+        )
+        assert ledger.chain.credited_kwh >= 1, f"{pi}: nothing sold yet, nothing to compare"
+        assert ledger.discrepancies() == []
+
+
+def test_tokens_minted_are_the_credited_kwh_at_the_tariff(contracts):
+    block = contracts.block_number()
+    meters = chain_at(contracts, block)
+    tariff = contracts.tariff(block)
+    credited = sum(m.credited_kwh for m in meters.values())
+    assert credited >= 1
+    assert contracts.total_supply(block) == credited * tariff
+    for owner in {m.owner for m in meters.values()}:
+        owned = sum(m.credited_kwh for m in meters.values() if m.owner == owner)
+        assert contracts.minted_to(owner, block) == owned * tariff, owner
+
+
+def stats_api(*paths: str) -> list:
+    """GET each path from the stats host's nginx, inside its container, in order."""
+    base = f"http://127.0.0.1:{STATS_HTTP_PORT}"
+    return json.loads(lab.podman_exec("hg-stats1", "python3", "-c", API_SCRIPT, base, *paths, timeout=120).stdout)
+
+
+def test_stats_api_reports_the_chains_energy_figures(contracts):
+    for _attempt in range(5):
+        before, energy, listed, after = stats_api(
+            "/api/v1/network", "/api/v1/energy", "/api/v1/meters?limit=500", "/api/v1/network"
+        )
+        indexed, head = before["indexed"], contracts.block_number()
+        if indexed == after["indexed"] and head - indexed <= INDEX_LAG:
+            break
+        time.sleep(period())
+    assert indexed == after["indexed"], "the index moved while the API was read, five times running"
+    assert head - indexed <= INDEX_LAG, f"the stats index is at block {indexed}, the node at {head}"
+    meters = chain_at(contracts, indexed)
+    reports = sum(len(contracts.reports(m, indexed)) for m in meters)
+    print(f"FIGURE: stats API at block {indexed} (node head {head}): {energy['sold_kwh']} kWh sold")
+    assert {m["address"].lower(): (m["total_wh"], m["credited_kwh"]) for m in listed} == {
+        address: (m.total_wh, m.credited_kwh) for address, m in meters.items()
+    }
+    assert energy["produced_wh"] == sum(m.total_wh for m in meters.values())
+    assert energy["sold_kwh"] == sum(m.credited_kwh for m in meters.values())
+    assert int(energy["tokens_minted"]) == contracts.total_supply(indexed)
+    assert energy["reports"] == reports
+    assert energy["meters"] == len(meters)
+
+
+def test_stats_page_in_chromium_shows_the_chains_meter_totals_and_sold_kwh(contracts, tmp_path):
+    profile = tmp_path / "chromium-profile"
+    with LoopbackForward("hg-stats1", STATS_HTTP_PORT) as forward:
+        for _attempt in range(5):
+            page = stats_page.render(forward.url, profile)
+            indexed, head = int(page.by_id["indexed"]), contracts.block_number()
+            if head - indexed <= INDEX_LAG:
+                break
+            time.sleep(period())
+        shot = stats_page.screenshot(forward.url, profile, RESULTS / "system_stats_page.png")
+    assert page.body.get("data-rendered"), "the page's script did not run"
+    assert head - indexed <= INDEX_LAG, f"the page shows block {indexed} indexed, the node is at {head}"
+    meters = chain_at(contracts, indexed)
+    print(f"FIGURE: stats page at block {indexed} (node head {head}): sold {page.by_id['sold-kwh']} kWh; {shot}")
+    assert {address.lower(): wh for address, wh in page.meter_wh.items()} == {
+        address: m.total_wh for address, m in meters.items()
+    }
+    assert int(page.by_id["sold-kwh"]) == sum(m.credited_kwh for m in meters.values())
+    assert Decimal(page.by_id["produced-kwh"]) == Decimal(sum(m.total_wh for m in meters.values())) / 1000
+    assert Decimal(page.by_id["tokens-minted"]) == Decimal(contracts.total_supply(indexed)) / 10**18
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000

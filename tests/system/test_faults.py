@@ -1,0 +1,327 @@
+"""Fault cases on the lab after site.yml: sealers stopped, a Pi's node stopped, a Pi cut off, a Pi rebooted, an
+agent SIGKILLed again and again. Each test asserts the behaviour and prints its figure ("FIGURE: ...", run
+pytest with -s), puts back what it broke (in `finally`), and returns only once the network is healthy again:
+every node's geth (and every agent) active, all heads in step, the chain advancing, every Pi peered with a miner.
+
+Durations come from the environment, with small CI defaults:
+  HELIOGRID_FAULT_SECONDS (60)  how long a node stays stopped or a Pi cut off
+  HELIOGRID_FAULT_KILLS (5)     how many times the agent is SIGKILLed
+  HELIOGRID_FAULT_SEED          seed of the kill moments (printed, for a replay); random by default
+The cheap cases come first. The last three each wait for a Pi to complete a kWh (about 3 minutes at 20 kW); pi2's
+two cases are kept apart by pi3's, so pi2 makes energy meanwhile instead of starting its second wait just after a
+kWh. Chain figures are read through the stats node's RPC (tests/support/chain.py), each agent's account inside its
+Pi (tests/support/agents.py).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support import agents, lab
+from tests.support.chain import Contracts, attach, eventually, heads, in_step, node_ids, on_each, period
+
+FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "60"))
+KILLS = int(os.environ.get("HELIOGRID_FAULT_KILLS", "5"))
+SEED = int(os.environ.get("HELIOGRID_FAULT_SEED") or random.randrange(10**6))
+PERIOD = period()
+HEALTHY_WITHIN = 300  # s for the whole network to be healthy again once the fault is undone
+RESYNC_WITHIN = 180  # s for a reconnected Pi to follow the head again (geth redials a static peer within ~35 s)
+BOOT_WITHIN = 180  # s from `podman restart` of a Pi until its geth and agent are active
+KILL_DELAY = 12  # s: each kill comes at a random moment within this long after the agent's (re)start
+
+
+@dataclass(frozen=True)
+class Hosts:
+    miners: list[str]
+    pis: list[str]
+    every: list[str]
+    miner_ids: set[str]
+
+
+@pytest.fixture(scope="module")
+def hosts(site) -> Hosts:
+    miners, pis = lab.inventory_hosts("miners"), lab.inventory_hosts("pis")
+    every = miners + lab.inventory_hosts("stats") + pis
+    return Hosts(miners, pis, every, set(node_ids(miners).values()))
+
+
+@pytest.fixture(scope="module")
+def contracts(site) -> Iterator[Contracts]:
+    reader = Contracts("stats1")
+    yield reader
+    reader.close()
+
+
+def health_problems(h: Hosts) -> list[str]:
+    """What keeps the network from being healthy now (empty when it is)."""
+    problems = []
+    units = {host: ["geth", agents.UNIT] if host in h.pis else ["geth"] for host in h.every}
+    down = on_each(h.every, lambda host: [u for u in units[host] if not agents.active(host, u)])
+    problems += [f"{host}: {', '.join(u)} not active" for host, u in down.items() if u]
+    views = heads(h.every)
+    numbers = {host: v.number if v else None for host, v in views.items()}
+    if not in_step(views):
+        problems.append(f"heads not in step: {numbers}")
+    newest = max((v.time for v in views.values() if v), default=0)
+    if time.time() - newest > 3 * PERIOD:
+        problems.append(f"no block for {time.time() - newest:.0f} s")
+    problems += [f"{pi} has no miner peer" for pi in h.pis if views[pi] and not set(views[pi].peers) & h.miner_ids]
+    return problems
+
+
+def since(moment: float) -> float:
+    return time.monotonic() - moment
+
+
+last_healthy = float("-inf")  # when the network was last seen healthy (time.monotonic())
+
+
+def wait_healthy(h: Hosts, when: str) -> None:
+    global last_healthy
+    if when == "before" and since(last_healthy) < 2 * PERIOD:
+        return  # the previous test's teardown has just seen it healthy
+    last: list[str] = []
+
+    def healthy() -> bool:
+        last[:] = health_problems(h)
+        return not last
+
+    started = time.monotonic()
+    if not eventually(healthy, timeout=HEALTHY_WITHIN, interval=PERIOD):
+        pytest.fail(f"the network is not healthy {when} the fault, after {HEALTHY_WITHIN} s: {last}")
+    last_healthy = time.monotonic()
+    if when == "after":
+        print(f"FIGURE: network healthy again {since(started):.0f} s after the fault was undone")
+
+
+@pytest.fixture
+def healthy(hosts) -> Iterator[Hosts]:
+    """A healthy network before the test, and again after it (the test undoes its fault in `finally`)."""
+    wait_healthy(hosts, "before")
+    yield hosts
+    wait_healthy(hosts, "after")
+
+
+def head(host: str) -> int:
+    return attach(host, "eth.blockNumber")
+
+
+def stop(host: str, unit: str = "geth") -> None:
+    lab.podman_exec(f"hg-{host}", "systemctl", "stop", unit)
+
+
+def start(host: str, unit: str = "geth") -> None:
+    lab.podman_exec(f"hg-{host}", "systemctl", "start", unit)
+
+
+def seconds_per_kwh(capacity_watts: int) -> float:
+    """An upper bound for a lab Pi to export one kWh: at three quarters of its capacity (it makes ~99%)."""
+    return 1000 / (0.75 * capacity_watts) * 3600
+
+
+def unit_moment(host: str, unit: str, name: str) -> float:
+    """A systemd *TimestampMonotonic property in seconds: the same kernel clock as this process's time.monotonic()."""
+    return int(agents.unit_properties(host, unit, name)[name]) / 1e6
+
+
+# --- sealers ------------------------------------------------------------------------------------------------
+
+
+def test_chain_keeps_sealing_with_one_of_three_sealers_stopped(healthy):
+    try:
+        stop("miner3")
+        assert not agents.active("miner3", "geth")
+        first, stopped = head("miner1"), time.monotonic()
+        advanced = eventually(lambda: head("miner1") >= first + 2, timeout=4 * PERIOD, interval=1)
+        print(f"FIGURE: with miner3 stopped, 2 blocks sealed in {since(stopped):.1f} s (period {PERIOD} s)")
+        assert advanced, f"head went from {first} to {head('miner1')} in {4 * PERIOD} s with two sealers"
+    finally:
+        start("miner3")
+
+
+def test_chain_stalls_with_two_sealers_stopped_and_resumes_when_they_return(healthy):
+    stopped = ["miner3", "miner2"]
+    try:
+        for miner in stopped:
+            stop(miner)
+        at_stop = head("miner1")
+        time.sleep(2 * PERIOD)  # the lone sealer may seal the one block Clique still allows it
+        stalled = head("miner1")
+        time.sleep(3 * PERIOD)
+        after = head("miner1")
+        print(f"FIGURE: with 1 of 3 sealers: head {at_stop} at the stop, {stalled} after 2 periods, {after} 3 later")
+        assert stalled - at_stop <= 1
+        assert after == stalled, f"a lone sealer of three sealed blocks {stalled + 1}..{after}"
+    finally:
+        for miner in stopped:
+            start(miner)
+        restarted = time.monotonic()
+    resumed = eventually(lambda: head("miner1") >= after + 2, timeout=12 * PERIOD, interval=1)
+    print(f"FIGURE: sealing resumed (2 new blocks) {since(restarted):.1f} s after both sealers were started")
+    assert resumed, f"head still {head('miner1')} {12 * PERIOD} s after the sealers were started"
+
+
+# --- a Pi cut off from the network --------------------------------------------------------------------------
+
+
+def test_a_pi_cut_off_from_the_network_follows_the_head_again_after_reconnecting(healthy):
+    pi, network = "pi3", str(lab.lab_setting("lab_network"))
+    address = lab.container_address(f"hg-{pi}", network)
+    cut = False
+    try:
+        lab.podman("network", "disconnect", network, f"hg-{pi}")
+        cut = True
+        time.sleep(FAULT_SECONDS)
+        views = heads(["miner1", pi])
+        behind = views["miner1"].number - views[pi].number
+        print(
+            f"FIGURE: after {FAULT_SECONDS:.0f} s cut off, {pi} is {behind} blocks behind miner1 "
+            f"with {len(views[pi].peers)} peer(s)"
+        )
+        assert behind >= FAULT_SECONDS // PERIOD - 2, f"{pi} kept following the chain while cut off"
+    finally:
+        if cut:
+            lab.podman("network", "connect", "--ip", address, network, f"hg-{pi}")
+        reconnected = time.monotonic()
+    target = head("miner1")
+
+    def in_sync() -> bool:
+        views = heads(["miner1", pi])
+        return in_step(views) and views[pi].number >= target
+
+    synced = eventually(in_sync, timeout=RESYNC_WITHIN, interval=1)
+    print(f"FIGURE: {pi} back in step with miner1 (head >= {target}) {since(reconnected):.1f} s after reconnecting")
+    assert synced, f"{pi} not in step with miner1 {RESYNC_WITHIN} s after reconnecting"
+    assert lab.container_address(f"hg-{pi}", network) == address
+
+
+# --- a Pi's node stopped while its agent measures on ---------------------------------------------------------
+
+
+def test_an_agent_catches_up_on_chain_after_its_node_was_down(healthy, contracts):
+    pi = "pi2"
+    meter = agents.status(pi)["address"]
+    capacity = contracts.meter(meter).capacity_watts
+    rate = agents.wh_per_second(pi)
+    assert rate > 0, f"{pi} exports nothing"
+    # Stop the node shortly before the next whole kWh, so that kWh is completed while the node is down (with 15 s
+    # to spare: the agent samples every 5 s).
+    lead_wh = rate * max(FAULT_SECONDS - 15, FAULT_SECONDS / 2)
+
+    def close_to_a_kwh() -> bool:
+        found = agents.status(pi)
+        return bool(found) and 1000 - found["exported_wh"] % 1000 <= lead_wh
+
+    assert eventually(close_to_a_kwh, timeout=seconds_per_kwh(capacity), interval=2)
+
+    try:
+        stop(pi)
+        down = agents.status(pi)
+        time.sleep(FAULT_SECONDS)
+        during = agents.status(pi)
+        credited_meanwhile = contracts.meter(meter).credited_kwh
+        print(
+            f"FIGURE: {pi} node down {FAULT_SECONDS:.0f} s: counter {down['exported_wh']:.0f} -> "
+            f"{during['exported_wh']:.0f} Wh, {credited_meanwhile} kWh credited on chain"
+        )
+        assert agents.active(pi, agents.UNIT), "the agent stopped with its node"
+        assert during["node"]["up"] is False
+        assert during["exported_wh"] > down["exported_wh"], "the agent stopped measuring while its node was down"
+        backlog = int(during["exported_wh"] // 1000)
+        assert backlog > credited_meanwhile, "no whole kWh was completed while the node was down"
+    finally:
+        start(pi)
+        restarted = time.monotonic()
+    caught_up = eventually(
+        lambda: contracts.meter(meter).credited_kwh >= backlog, timeout=seconds_per_kwh(capacity), interval=1
+    )
+    print(f"FIGURE: {pi} credited up to its counter at the restart ({backlog} kWh) {since(restarted):.1f} s later")
+    assert caught_up, f"{pi}: {contracts.meter(meter).credited_kwh} kWh credited, the counter had {backlog}"
+
+    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
+    assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
+    assert ledger.discrepancies() == []
+
+
+# --- an agent killed again and again ----------------------------------------------------------------------------
+
+
+def test_an_agent_killed_at_random_moments_loses_nothing_and_credits_nothing_twice(healthy, contracts):
+    pi, rng = "pi3", random.Random(SEED)
+    meter = agents.status(pi)["address"]
+    capacity = contracts.meter(meter).capacity_watts
+    restarts = int(agents.unit_properties(pi, agents.UNIT, "NRestarts")["NRestarts"])
+    started = time.monotonic()  # the running agent has been up for a while: the first delay counts from now
+    moments = []
+    for n in range(KILLS):
+        delay = rng.uniform(0, KILL_DELAY)
+        time.sleep(max(started + delay - time.monotonic(), 0))
+        pid = agents.unit_properties(pi, agents.UNIT, "MainPID")["MainPID"]
+        lab.podman_exec(f"hg-{pi}", "systemctl", "kill", "-s", "KILL", agents.UNIT)
+        moments.append((round(delay, 1), time.time()))
+
+        def restarted(pid=pid) -> bool:
+            return agents.unit_properties(pi, agents.UNIT, "MainPID")["MainPID"] not in ("0", pid)
+
+        assert eventually(restarted, timeout=60, interval=0.2), f"systemd did not restart the agent after kill {n + 1}"
+        started = time.monotonic()
+    last_kill = moments[-1][1]
+    print(f"FIGURE: {pi} agent SIGKILLed {KILLS} times, seed {SEED}, delays after each start {[d for d, _ in moments]}")
+    now = int(agents.unit_properties(pi, agents.UNIT, "NRestarts")["NRestarts"])
+    assert now - restarts == KILLS, f"systemd restarted the agent {now - restarts} times for {KILLS} kills"
+
+    # No stuck nonce: a report the agent signs after the last kill is mined.
+    def report_after_the_kills():
+        signed_after = [t for t in agents.outbox(pi) or [] if t["kind"] == "report" and t["created_at"] > last_kill]
+        return next((t for t in signed_after if t["status"] == "mined"), None)
+
+    report = eventually(report_after_the_kills, timeout=seconds_per_kwh(capacity) + 60, interval=5)
+    print(f"FIGURE: {pi} first report after the kills mined {time.time() - last_kill:.0f} s after the last kill")
+    assert report, f"{pi}: no report signed after the last kill was mined"
+
+    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
+    assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
+    waiting = attach(pi, f"eth.getTransactionCount('{meter}', 'pending') - eth.getTransactionCount('{meter}')")
+    assert waiting == 0, f"{pi}: {waiting} transaction(s) of the meter stuck in the node's pool"
+    assert report["tx_hash"] in {r.tx_hash for r in ledger.reports}
+    assert ledger.discrepancies() == []
+
+
+# --- a Pi rebooted ----------------------------------------------------------------------------------------------
+
+
+def test_a_rebooted_pi_starts_geth_then_its_agent_and_sells_again(healthy, contracts):
+    pi = "pi2"
+    meter = agents.status(pi)["address"]
+    capacity = contracts.meter(meter).capacity_watts
+    rebooted, rebooted_at = time.monotonic(), time.time()
+    lab.podman("restart", f"hg-{pi}")
+    back = eventually(lambda: agents.active(pi, "geth") and agents.active(pi, agents.UNIT), BOOT_WITHIN, 1)
+    assert back, f"{pi}: geth or the agent not active {BOOT_WITHIN} s after the restart"
+
+    geth = unit_moment(pi, "geth", "ActiveEnterTimestampMonotonic")
+    agent_starting = unit_moment(pi, agents.UNIT, "InactiveExitTimestampMonotonic")
+    agent_active = unit_moment(pi, agents.UNIT, "ActiveEnterTimestampMonotonic")
+    print(
+        f"FIGURE: {pi} restarted: geth active after {geth - rebooted:.1f} s, "
+        f"agent active after {agent_active - rebooted:.1f} s"
+    )
+    assert geth > rebooted, "geth was not restarted with the Pi"
+    assert agent_starting >= geth, "the agent started before geth was up (After=geth.service)"
+
+    def sold_since_reboot():
+        return next((r for r in contracts.reports(meter) if r.timestamp > rebooted_at), None)
+
+    sale = eventually(sold_since_reboot, timeout=seconds_per_kwh(capacity) + BOOT_WITHIN, interval=5)
+    print(f"FIGURE: {pi} sold again {sale.timestamp - rebooted_at if sale else float('nan'):.0f} s after the reboot")
+    assert sale, f"{pi}: no report on chain since the reboot"
+
+    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
+    assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
+    assert ledger.discrepancies() == []
