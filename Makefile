@@ -95,7 +95,7 @@ SYSTEM_TESTS ?= tests/system/test_lab.py tests/system/test_site.py tests/system/
 system: setup
 	pytest -q -s -p no:cacheprovider --durations=0 $(SYSTEM_TESTS)
 
-# In order, fastest first; measured on 2 cores: about 30 min to the end of molecule, then 44 min of system tests.
+# In order, fastest first; measured on 2 cores: about 35 min to the end of molecule, then 44 min of system tests (80 of CI's 90).
 test: setup lint unit integration molecule system
 
 bench: setup
