@@ -17,6 +17,7 @@ meters stay registered on the lab chain (registrations are permanent by design).
     python bench/site_lab.py                # 3 -> 10 Pis
     python bench/site_lab.py --extra 1      # the re-run and one new Pi only
     python bench/site_lab.py --extra 0      # the re-run only
+    python bench/site_lab.py --extra 1 --no-rerun    # one new Pi only
 
 Writes two sections of the results file: site_rerun and new_pi. Needs the lab up with site.yml applied.
 """
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--extra", type=int, default=7, help="Pis to add to the lab's 3 (0..16); the first joins alone")
     parser.add_argument("--sale-timeout", type=float, default=1200, help="seconds to wait for a new Pi's first sale")
+    parser.add_argument("--no-rerun", action="store_true", help="only the joining Pis: no full site.yml re-runs")
     args = parser.parse_args(argv)
     if not 0 <= args.extra <= 16 or not 60 <= args.sale_timeout <= 3600:
         parser.error(f"expected 0 <= extra <= 16 and a sale timeout of 60..3600 s, got {vars(args)}")
@@ -275,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = lab_problem()
     if problem:
         print(f"site_lab: skipped: {problem}")
-        rerun.skip(problem)
+        if not args.no_rerun:
+            rerun.skip(problem)
         if args.extra:
             newpi.skip(problem)
         return 0
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if taken:
         reason = f"hosts {', '.join(taken)} already exist in the lab; not touching them"
         print(f"site_lab: {reason}")
-        rerun.skip(reason)
+        if not args.no_rerun:
+            rerun.skip(reason)
         newpi.skip(reason)
         return 0
 
@@ -300,10 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     started: list[str] = []
     runs: list[Timed] = []
     joins: list[Join] = []
-    note = None
+    note = stopped = None
     try:
-        runs.append(playbook(f"re-run, {len(base_pis)} Pis", len(base_pis), [], logdir))
-        rerun.write(rerun_lines(runs, args.extra, logdir, None))
+        if not args.no_rerun:
+            runs.append(playbook(f"re-run, {len(base_pis)} Pis", len(base_pis), [], logdir))
+            rerun.write(rerun_lines(runs, args.extra, logdir, None))
         for group, inventory_pis in ((extras[:1], extras[:1]), (extras[1:], extras)):
             if not group or (joins and joins[-1].run.returncode != 0):
                 continue
@@ -311,12 +316,13 @@ def main(argv: list[str] | None = None) -> int:
             if joins[-1].run.returncode == 0:
                 follow(joins[-1].joined, args.sale_timeout)
             newpi.write(newpi_lines(joins, None))
-        if joins:
+        if joins and not args.no_rerun:
             total = len(base_pis) + sum(len(j.joined) for j in joins)
             sources = ["-i", str(ROOT / "inventories" / "lab"), "-i", str(logdir / "extra-pis.json")]
             runs.append(playbook(f"re-run, {total} Pis", total, sources, logdir))
             rerun.write(rerun_lines(runs, args.extra, logdir, None))
     except (Interrupted, KeyboardInterrupt, Exception) as exc:
+        stopped = f"interrupted: {type(exc).__name__}: {exc}"
         note = f"Interrupted before the end ({type(exc).__name__}: {exc}); the figures below are what was measured."
         print(f"site_lab: {note}")
         raise
@@ -327,9 +333,14 @@ def main(argv: list[str] | None = None) -> int:
             remove_containers(started)
         if note:
             with contextlib.suppress(Exception):
-                rerun.write(rerun_lines(runs, args.extra, logdir, note))
+                if runs:
+                    rerun.write(rerun_lines(runs, args.extra, logdir, note))
+                elif not args.no_rerun:
+                    rerun.skip(stopped)
                 if joins:
                     newpi.write(newpi_lines(joins, note))
+                elif extras:
+                    newpi.skip(stopped)
     return 0
 
 
