@@ -122,7 +122,10 @@ def start_containers(pis: list[tuple[str, str, str]], started: list[str]) -> flo
 def remove_containers(started: list[str]) -> None:
     for container in started:
         subprocess.run(["podman", "rm", "-f", "-t", "5", container], env=lab.ENV, capture_output=True, check=False)
-        (ROOT / ".cache" / "facts" / container.removeprefix("hg-")).unlink(missing_ok=True)
+        # The fact cache of a host that is gone (ansible-core 2.19 names the files s<schema>_<host>).
+        name = container.removeprefix("hg-")
+        for cached in [ROOT / ".cache" / "facts" / name, *(ROOT / ".cache" / "facts").glob(f"s[0-9]*_{name}")]:
+            cached.unlink(missing_ok=True)
         print(f"site: removed {container}")
 
 
