@@ -25,7 +25,16 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "benchmarks.md"
 
 # Sections appear in this order whatever order the scripts run in; unknown names go last.
-ORDER = ("kwh_latency", "meter_throughput", "pi_memory", "site_rerun", "new_pi", "stats_api", "contract_gas")
+ORDER = (
+    "kwh_latency",
+    "meter_throughput",
+    "agent_kills",
+    "pi_memory",
+    "site_rerun",
+    "new_pi",
+    "stats_api",
+    "contract_gas",
+)
 
 HEADER = """# Benchmarks
 

@@ -9,6 +9,7 @@ Semantics: files/pi_agent/src/heliogrid_agent/{agent,reporter,store}.py.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from tests.support import lab
 from tests.support.chain import Contracts, Meter, Report, eventually
+from tests.support.chain import attach as chain_attach
 
 UI_PORT = 8080  # roles/pi_agent pi_agent_ui_port
 DB = "/var/lib/heliogrid-agent/agent.db"  # roles/pi_agent pi_agent_state_dir + agent.db
@@ -68,15 +70,25 @@ def active(host: str, unit: str) -> bool:
 
 
 def first_start(pi: str) -> float | None:
-    """Wall-clock time systemd first reported the agent's unit started, from the Pi's journal (None if lost)."""
+    """When the Pi's agent first started (wall clock), or None if nothing on the Pi tells any more.
+
+    The earliest of: systemd's first "Started" entry for the unit in the Pi's journal, and the birth time of the
+    database the agent creates on its first run (measured on the lab: within 2 s of that entry). The second
+    survives where the first does not: a lab container keeps no journal across `podman restart`.
+    """
+    found = []
     journal = lab.podman_exec(
         f"hg-{pi}", "journalctl", "--unit", f"{UNIT}.service", "--output", "json", "--no-pager", check=False
     ).stdout
     for line in journal.splitlines():
         entry = json.loads(line)
         if entry.get("MESSAGE_ID") == STARTED:
-            return int(entry["__REALTIME_TIMESTAMP"]) / 1e6
-    return None
+            found.append(int(entry["__REALTIME_TIMESTAMP"]) / 1e6)
+            break
+    born = lab.podman_exec(f"hg-{pi}", "stat", "--format", "%W", DB, check=False).stdout.strip()
+    if born.isdigit() and int(born) > 0:  # 0: the file system does not record birth times
+        found.append(float(born))
+    return min(found, default=None)
 
 
 @dataclass
@@ -195,3 +207,107 @@ def wh_per_second(pi: str) -> float:
     """The agent's current export in Wh per second (its last sample's power)."""
     found = status(pi)
     return (found["power_watts"] if found else 0.0) / 3600
+
+
+@dataclass(frozen=True)
+class Kill:
+    """One SIGKILL of an agent: when (wall clock), how long after the agent's (re)start, and whether it was aimed
+    at a kWh crossing (the moment the agent signs and sends a report) or came at a random moment."""
+
+    at: float
+    delay: float
+    aimed: bool
+    restarted_after: float  # s until systemd had a new main process
+
+
+def kill_repeatedly(pi: str, kills: int, rng: random.Random, max_delay: float, aimed: int, period: float) -> list[Kill]:
+    """SIGKILL the Pi's agent `kills` times and wait after each for systemd to restart it.
+
+    Most kills come at a random moment within `max_delay` s after the agent's (re)start: the start-up path (replaying
+    the outbox, re-reading the nonce, catching up) is where a restart can go wrong. `aimed` of them, spread evenly,
+    wait instead for the agent's next kWh crossing and come within a second of its report showing as signed or sent
+    on the agent's page (or four block periods after the crossing if none shows). Each waits up to one kWh of export.
+    """
+    every = kills // aimed if aimed else 0
+    found: list[Kill] = []
+    started = time.monotonic()  # the running agent has been up for a while: the first delay counts from now
+    for n in range(kills):
+        aim = bool(every) and n % every == every - 1 and sum(k.aimed for k in found) < aimed
+        if aim:
+            # Just restarted, the agent answers once its page is up and shows power after its first sample.
+            now = eventually(lambda: (seen := status(pi)) and seen["power_watts"] and seen, timeout=60, interval=1)
+            if not now:
+                raise AssertionError(f"{pi}: the agent does not answer or exports nothing; cannot aim at a crossing")
+            to_crossing = (1000 - now["exported_wh"] % 1000) / (now["power_watts"] / 3600)
+            time.sleep(max(to_crossing - 3, 0))
+            # Then watch for the report: the kill comes once it is signed or sent, before it is in a block.
+            deadline = time.monotonic() + 3 + 4 * period
+            while time.monotonic() < deadline and not report_in_flight(pi):
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0, 1))
+        else:
+            time.sleep(max(started + rng.uniform(0, max_delay) - time.monotonic(), 0))
+        pid = unit_properties(pi, UNIT, "MainPID")["MainPID"]
+        lab.podman_exec(f"hg-{pi}", "systemctl", "kill", "-s", "KILL", UNIT)
+        killed_at, killed = time.time(), time.monotonic()
+
+        def restarted(pid=pid) -> bool:
+            return unit_properties(pi, UNIT, "MainPID")["MainPID"] not in ("0", pid)
+
+        if not eventually(restarted, timeout=60, interval=0.2):
+            raise AssertionError(f"{pi}: systemd did not restart the agent after kill {n + 1}")
+        found.append(Kill(killed_at, round(killed - started, 1), aim, round(time.monotonic() - killed, 1)))
+        started = time.monotonic()
+    return found
+
+
+def report_in_flight(pi: str) -> bool:
+    """Whether the agent's page shows a report it signed and does not yet know to be mined."""
+    found = status(pi)
+    return bool(found) and any(t["kind"] == "report" and t["status"] in UNRESOLVED for t in found["transactions"])
+
+
+def reports_in_flight(kills: list[Kill], transactions: list[dict[str, Any]], mined_at: dict[int, int]) -> int:
+    """How many kills came while a report was in flight: signed (in the outbox) and not yet in a block.
+
+    `mined_at` maps block numbers to their timestamps; a report never mined counts as in flight to the end.
+    """
+    spans = [
+        (t["created_at"], mined_at.get(t["block_number"], float("inf")) if t["block_number"] else float("inf"))
+        for t in transactions
+        if t["kind"] == "report"
+    ]
+    return sum(any(signed <= k.at < mined for signed, mined in spans) for k in kills)
+
+
+@dataclass
+class AfterKills:
+    """What a Pi's agent and the chain show once the kills are over (see kill_repeatedly)."""
+
+    report: dict[str, Any] | None  # the first report signed after the last kill, once mined (None: none came)
+    report_after: float  # s from the last kill until that report was seen mined
+    ledger: Ledger | None  # the agent and the chain at a quiet moment after it (None: no quiet moment came)
+    stuck: int | None  # the meter's transactions waiting in the node's pool at that moment
+    in_flight: int  # kills that came while a report was signed and not yet in a block
+
+
+def after_kills(pi: str, contracts: Contracts, kills: list[Kill], seconds_per_kwh: float) -> AfterKills:
+    """Wait for the agent to sign and get mined a report after the last kill, then read its ledger at a quiet
+    moment: no stuck nonce means that report is mined; nothing lost or counted twice means no discrepancies."""
+    last_kill = kills[-1].at
+
+    def report_after_the_kills() -> dict[str, Any] | None:
+        signed_after = [t for t in outbox(pi) or [] if t["kind"] == "report" and t["created_at"] > last_kill]
+        return next((t for t in signed_after if t["status"] == "mined"), None)
+
+    report = eventually(report_after_the_kills, timeout=seconds_per_kwh + 60, interval=5)
+    report_after = time.time() - last_kill
+    ledger = settled_ledger(pi, contracts, timeout=seconds_per_kwh) if report else None
+    if ledger is None:
+        return AfterKills(report, report_after, None, None, 0)
+    stuck = chain_attach(
+        pi, f"eth.getTransactionCount('{ledger.meter}', 'pending') - eth.getTransactionCount('{ledger.meter}')"
+    )
+    blocks = {t["block_number"] for t in ledger.transactions if t["block_number"]}
+    in_flight = reports_in_flight(kills, ledger.transactions, {b: contracts.timestamp(b) for b in blocks})
+    return AfterKills(report, report_after, ledger, stuck, in_flight)

@@ -5,7 +5,8 @@ every node's geth (and every agent) active, all heads in step, the chain advanci
 
 Durations come from the environment, with small CI defaults:
   HELIOGRID_FAULT_SECONDS (60)  how long a node stays stopped or a Pi cut off
-  HELIOGRID_FAULT_KILLS (5)     how many times the agent is SIGKILLed
+  HELIOGRID_FAULT_KILLS (5)     how many times the agent is SIGKILLed (bench/agent_kills.py: 100 and more)
+  HELIOGRID_FAULT_AIMED (1)     how many of those kills wait for a kWh crossing, to land while a report is in flight
   HELIOGRID_FAULT_SEED          seed of the kill moments (printed, for a replay); random by default
 The cheap cases come first. The last three each wait for a Pi to complete a kWh (about 3 minutes at 20 kW); pi2's
 two cases are kept apart by pi3's, so pi2 makes energy meanwhile instead of starting its second wait just after a
@@ -28,6 +29,7 @@ from tests.support.chain import Contracts, attach, eventually, heads, in_step, n
 
 FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "60"))
 KILLS = int(os.environ.get("HELIOGRID_FAULT_KILLS", "5"))
+AIMED = int(os.environ.get("HELIOGRID_FAULT_AIMED", "1"))
 SEED = int(os.environ.get("HELIOGRID_FAULT_SEED") or random.randrange(10**6))
 PERIOD = period()
 HEALTHY_WITHIN = 300  # s for the whole network to be healthy again once the fault is undone
@@ -257,40 +259,23 @@ def test_an_agent_killed_at_random_moments_loses_nothing_and_credits_nothing_twi
     meter = agents.status(pi)["address"]
     capacity = contracts.meter(meter).capacity_watts
     restarts = int(agents.unit_properties(pi, agents.UNIT, "NRestarts")["NRestarts"])
-    started = time.monotonic()  # the running agent has been up for a while: the first delay counts from now
-    moments = []
-    for n in range(KILLS):
-        delay = rng.uniform(0, KILL_DELAY)
-        time.sleep(max(started + delay - time.monotonic(), 0))
-        pid = agents.unit_properties(pi, agents.UNIT, "MainPID")["MainPID"]
-        lab.podman_exec(f"hg-{pi}", "systemctl", "kill", "-s", "KILL", agents.UNIT)
-        moments.append((round(delay, 1), time.time()))
-
-        def restarted(pid=pid) -> bool:
-            return agents.unit_properties(pi, agents.UNIT, "MainPID")["MainPID"] not in ("0", pid)
-
-        assert eventually(restarted, timeout=60, interval=0.2), f"systemd did not restart the agent after kill {n + 1}"
-        started = time.monotonic()
-    last_kill = moments[-1][1]
-    print(f"FIGURE: {pi} agent SIGKILLed {KILLS} times, seed {SEED}, delays after each start {[d for d, _ in moments]}")
+    kills = agents.kill_repeatedly(pi, KILLS, rng, max_delay=KILL_DELAY, aimed=AIMED, period=PERIOD)
+    print(
+        f"FIGURE: {pi} agent SIGKILLed {KILLS} times ({AIMED} aimed at a kWh crossing), seed {SEED}, "
+        f"delays after each start {[k.delay for k in kills]}"
+    )
     now = int(agents.unit_properties(pi, agents.UNIT, "NRestarts")["NRestarts"])
     assert now - restarts == KILLS, f"systemd restarted the agent {now - restarts} times for {KILLS} kills"
 
-    # No stuck nonce: a report the agent signs after the last kill is mined.
-    def report_after_the_kills():
-        signed_after = [t for t in agents.outbox(pi) or [] if t["kind"] == "report" and t["created_at"] > last_kill]
-        return next((t for t in signed_after if t["status"] == "mined"), None)
-
-    report = eventually(report_after_the_kills, timeout=seconds_per_kwh(capacity) + 60, interval=5)
-    print(f"FIGURE: {pi} first report after the kills mined {time.time() - last_kill:.0f} s after the last kill")
-    assert report, f"{pi}: no report signed after the last kill was mined"
-
-    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
-    assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
-    waiting = attach(pi, f"eth.getTransactionCount('{meter}', 'pending') - eth.getTransactionCount('{meter}')")
-    assert waiting == 0, f"{pi}: {waiting} transaction(s) of the meter stuck in the node's pool"
-    assert report["tx_hash"] in {r.tx_hash for r in ledger.reports}
-    assert ledger.discrepancies() == []
+    # No stuck nonce: a report the agent signs after the last kill is mined, and nothing waits in the node's pool.
+    after = agents.after_kills(pi, contracts, kills, seconds_per_kwh(capacity))
+    print(f"FIGURE: {pi} first report after the kills mined {after.report_after:.0f} s after the last kill")
+    print(f"FIGURE: {pi} {after.in_flight} of {KILLS} kills came while a report was signed and not yet in a block")
+    assert after.report, f"{pi}: no report signed after the last kill was mined"
+    assert after.ledger, f"{pi}: no quiet moment to compare the agent with the chain"
+    assert after.stuck == 0, f"{pi}: {after.stuck} transaction(s) of the meter stuck in the node's pool"
+    assert after.report["tx_hash"] in {r.tx_hash for r in after.ledger.reports}
+    assert after.ledger.discrepancies() == []
 
 
 # --- a Pi rebooted ----------------------------------------------------------------------------------------------

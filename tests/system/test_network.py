@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import lab
-from tests.support.chain import attach, eventually, heads_in_step, node_ids, period
+from tests.support import agents, lab
+from tests.support.chain import Contracts, attach, eventually, heads_in_step, node_ids, period
 
 PERIOD = period()  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
 
@@ -164,6 +164,17 @@ def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
     head = attach("miner1", "eth.blockNumber")
     assert eventually(lambda: (attach("pi4", "eth.blockNumber") or 0) >= head, timeout=12 * PERIOD)
     assert attach("pi4", f"eth.getBlock({head}).hash") == attach("miner1", f"eth.getBlock({head}).hash")
+
+    # The same limited run registered pi4's meter (the contracts play): the chain knows the agent's account.
+    status = eventually(lambda: agents.status("pi4"), timeout=60)
+    assert status, "pi4: the agent does not answer on its LAN page"
+    reader = Contracts("stats1")
+    try:
+        registered = {m.lower() for m in reader.registered_meters()}
+        assert status["address"].lower() in registered, f"pi4's meter {status['address']} is not registered"
+        assert reader.meter(status["address"]).active
+    finally:
+        reader.close()
 
 
 @pytest.mark.slow
