@@ -1,0 +1,72 @@
+"""The AWS inventory's network settings render for every host, the Pis of a sibling inventory included.
+
+The EC2 hosts come from the aws_ec2 source in production; here a static file stands in for it (same groups, the
+hostvars that source sets), next to a Pis inventory as docs/operator-guide-aws.md lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYER = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
+SHOWN = "[clique_genesis_sealers, clique_genesis_alloc, heliogrid_state_dir, geth_ethstats_url, geth_archive_sha256]"
+
+
+def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
+    inventories = tmp_path / "inventories"
+    shutil.copytree(ROOT / "inventories" / "aws", inventories / "aws", ignore=shutil.ignore_patterns("*aws_ec2.yml"))
+    ec2 = {
+        "miners": {"hosts": {f"solar-miner-{n}": {"host_public_address": f"192.0.2.{n}"} for n in (1, 2, 3)}},
+        "stats": {"hosts": {"solar-stats-1": {"host_public_address": "192.0.2.21", **stats_vars}}},
+    }
+    (inventories / "aws" / "ec2.yml").write_text(yaml.safe_dump({"all": {"children": {"cloud": {"children": ec2}}}}))
+    (inventories / "pis").mkdir()
+    (inventories / "pis" / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"pis": {"hosts": {"pi-1": {}}}}}})
+    )
+    config = tmp_path / "ansible.cfg"  # the project's, without the lab's vault password script
+    config.write_text(re.sub(r"(?m)^vault_identity_list.*$", "", (ROOT / "ansible.cfg").read_text()))
+    command = [str(Path(sys.executable).parent / "ansible"), "-i", "inventories/aws", "-i", "inventories/pis", "all"]
+    command += ["-m", "ansible.builtin.debug", "-a", f"msg={{{{ {SHOWN} | to_json }}}}", "--one-line"]
+    command += ["-e", f"vault_deployer_address={DEPLOYER}"]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {}
+    for line in result.stdout.splitlines():
+        host, _, rest = line.partition(" | SUCCESS => ")
+        if rest:
+            found[host] = json.loads(json.loads(rest)["msg"])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("stats_vars", "scheme"),
+    [({}, "ws://192.0.2.21:80"), ({"stats_app_tls_certificate": "/etc/ssl/c.pem"}, "wss://192.0.2.21:443")],
+)
+def test_every_host_gets_the_same_chain_state_folder_and_stats_url(tmp_path, stats_vars, scheme) -> None:
+    hosts = render(tmp_path, stats_vars)
+    assert set(hosts) == {"solar-miner-1", "solar-miner-2", "solar-miner-3", "solar-stats-1", "pi-1", "localhost"}
+    for host, (sealers, alloc, state_dir, ethstats, sha256) in hosts.items():
+        assert sealers == ["solar-miner-1", "solar-miner-2", "solar-miner-3"], host
+        assert alloc == {DEPLOYER: "1000000000000000000000000"}, host
+        assert state_dir == str(tmp_path / "inventories" / "aws" / "state"), host
+        assert re.fullmatch(rf"{re.escape(host)}:[A-Za-z0-9]{{40}}@{re.escape(scheme)}", ethstats), (host, ethstats)
+        assert sha256 == {"amd64": "", "arm64": ""}, "the example must not ship digests nobody checked"
+    secrets = {ethstats.split("@")[0].split(":")[1] for *_, ethstats, _ in hosts.values()}
+    assert len(secrets) == 1, "every node must present the one ethstats secret"
+    assert (tmp_path / "inventories" / "aws" / "state" / "ethstats.secret").stat().st_mode & 0o077 == 0
