@@ -71,8 +71,8 @@ lint: venv
 
 # Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
 # Each test folder runs in its own pytest process: their conftest modules share a name.
-UNIT_DIRS := tests/unit tests/contracts tests/flash
-INTEGRATION_DIRS := tests/contracts tests/flash tests/aws
+UNIT_DIRS := tests/unit tests/contracts tests/flash tests/bad_inputs
+INTEGRATION_DIRS := tests/contracts tests/flash tests/aws tests/bad_inputs
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
 
 unit: venv

@@ -13,6 +13,7 @@ from heliogrid_agent import __version__
 from heliogrid_agent.chain import DeploymentError, Web3Chain, load_deployment
 from heliogrid_agent.config import AgentConfig, ConfigError, load_config
 from heliogrid_agent.keys import LIGHT_SCRYPT_N, KeystoreError, create_keystore, keystore_address, load_account
+from heliogrid_agent.pins import HardwareError, make_pin_factory
 
 DEFAULT_CONFIG = "/etc/heliogrid-agent/agent.toml"
 log = logging.getLogger("heliogrid_agent")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         assert config is not None
         return run(config)
-    except (ConfigError, DeploymentError, KeystoreError) as exc:
+    except (ConfigError, DeploymentError, KeystoreError, HardwareError) as exc:
         print(f"heliogrid-agent: {exc}", file=sys.stderr)
         return 2
 
@@ -67,22 +68,29 @@ def run(config: AgentConfig) -> int:
     from heliogrid_agent.indicators import PauseButton, SaleLed
     from heliogrid_agent.logs import setup_logging
     from heliogrid_agent.metrics import AgentMetrics
-    from heliogrid_agent.pins import make_pin_factory
     from heliogrid_agent.reporter import Reporter
     from heliogrid_agent.sensors import make_sensor
     from heliogrid_agent.store import Store
     from heliogrid_agent.ui import UiServer
 
     setup_logging(config.log.level, config.log.target)
+    # The deployment record and the key are read before the store is opened: a start they refuse creates no database.
+    deployment = load_deployment(config.chain.contracts_file) if config.chain.enabled else None
+    account = load_account(config.chain.keystore, config.chain.password_file) if config.chain.enabled else None
     clock = SystemClock()
     pin_factory = make_pin_factory(config.gpio.pin_factory)
+    # The sensor's hardware too: a Pi whose GPIO cannot be used is told why, and keeps no half-started state.
+    try:
+        sensor = make_sensor(config, clock, pin_factory)
+    except (ConfigError, HardwareError):
+        raise
+    except Exception as exc:  # gpiozero: pin in use, no such pin on this board, SPI not enabled...
+        raise HardwareError(f"sensor {config.meter.sensor!r} could not be set up: {type(exc).__name__}: {exc}") from exc
     metrics = AgentMetrics()
     store = Store(config.store.path)
     closers: list[Any] = [store]
     reporter = None
-    if config.chain.enabled:
-        deployment = load_deployment(config.chain.contracts_file)
-        account = load_account(config.chain.keystore, config.chain.password_file)
+    if deployment is not None:
         chain = Web3Chain(config.chain.rpc_url, deployment, timeout=config.chain.rpc_timeout_seconds)
         reporter = Reporter(
             chain, store, account,
@@ -92,7 +100,6 @@ def run(config: AgentConfig) -> int:
             resend_seconds=config.chain.resend_seconds,
             clock=clock, metrics=metrics,
         )  # fmt: skip
-    sensor = make_sensor(config, clock, pin_factory)
     closers.insert(0, sensor)
     agent = Agent(config, sensor, store, reporter, clock, metrics)
     if config.gpio.led_pin is not None and reporter is not None:

@@ -104,7 +104,7 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class UiConfig:
     enabled: bool = True
-    listen_address: str = "0.0.0.0"  # noqa: S104 - the page is for the LAN; non-private clients get 403
+    listen_address: str = "0.0.0.0"  # noqa: S104 - the page is for the LAN; other clients are refused
     port: int = 8080
     recent_transactions: int = 10
 

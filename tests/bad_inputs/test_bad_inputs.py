@@ -1,0 +1,127 @@
+"""Bad inputs an operator or a user plausibly gets wrong: each is refused with a message that names what was wrong,
+and nothing changes (see conftest.py for how "nothing" is checked for each kind).
+
+The table is the test: add a row to cover another input. test-results/bad_inputs.md lists every message seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from conftest import UNSET, AgentToml, Call, Inventory, Outcome, Raw
+
+INVENTORY = "inventory"  # variables in group_vars, applied with the real playbook to a throwaway container
+AGENT = "agent config"  # a Pi's agent.toml, read by `heliogrid-agent run`
+CONTRACT = "contract call"  # a transaction to the deployed contracts
+
+ZERO = "0x" + "0" * 40
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    name: str
+    bad: Inventory | AgentToml | Call
+    expect: str  # a fragment of the message the input must be given
+
+
+CASES = [
+    # -- inventory variables -------------------------------------------------------------------------------------
+    Case(INVENTORY, "geth version with a leading v", Inventory("network.yml", {"geth_version": "v1.13.15"}),
+         "geth_version is 'v1.13.15', expected a release number such as 1.13.15"),
+    Case(INVENTORY, "chain id written as a name", Inventory("network.yml", {"clique_genesis_chain_id": "helio-1"}),
+         "argument 'clique_genesis_chain_id' is of type str and we were unable to convert to int"),
+    Case(INVENTORY, "block period of 0", Inventory("network.yml", {"clique_genesis_period": 0}),
+         "clique_genesis_period is '0', expected whole seconds between blocks, at least 1"),
+    Case(INVENTORY, "no initial sealer", Inventory("network.yml", {"clique_genesis_sealers": []}),
+         "clique_genesis: the sealer list is empty"),
+    Case(INVENTORY, "sealer address cut short",
+         Inventory("network.yml", {"clique_genesis_sealer_addresses": ["0x8a3F5e2b41"]}),
+         "clique_genesis: 0x8a3F5e2b41 is not an Ethereum address (0x + 40 hexadecimal characters)"),
+    Case(INVENTORY, "sensor name in capitals", Inventory("pi_agent.yml", {"pi_agent_sensor": "S0"}),
+         "value of pi_agent_sensor must be one of: s0, mcp3xxx, simulated, got: S0"),
+    Case(INVENTORY, "S0 input given as header pin 40",
+         Inventory("pi_agent.yml", {"pi_agent_sensor": "s0", "pi_agent_s0_pin": 40}),
+         "pi_agent_s0_pin is '40', expected a BCM GPIO number 0..27"),
+    Case(INVENTORY, "UI port out of range", Inventory("pi_agent.yml", {"pi_agent_ui_port": 70000}),
+         "pi_agent_ui_port is '70000', expected a TCP port in 1..65535"),
+    Case(INVENTORY, "owner address cut short", Inventory("pi_agent.yml", {"pi_agent_owner_address": "0x2B5AD5c4795c"}),
+         "pi_agent_owner_address is '0x2B5AD5c4795c', expected an account address (0x and 40 hex digits)"),
+    Case(INVENTORY, "deployer key's vault secret missing",
+         Inventory("contracts.yml", {"vault_contracts_deployer_private_key": UNSET}),
+         "'vault_contracts_deployer_private_key' is undefined"),
+    # -- agent configurations ------------------------------------------------------------------------------------
+    Case(AGENT, "sensor name in capitals", AgentToml({"meter.sensor": "S0"}),
+         "meter.sensor = 'S0' is not a known sensor; expected one of ['s0', 'mcp3xxx', 'simulated']"),
+    Case(AGENT, "S0 input given as header pin 40",
+         AgentToml({"meter.sensor": "s0", "meter.capacity_watts": 3000, "sensor.s0.pin": 40}),
+         "sensor.s0.pin = 40 is not a GPIO pin; expected a BCM number 0..27"),
+    Case(AGENT, "LED wired to the S0 pin",
+         AgentToml({"meter.sensor": "s0", "meter.capacity_watts": 3000, "sensor.s0.pin": 17, "gpio.led_pin": 17}),
+         "gpio.led_pin = 17 is already used by sensor.s0.pin"),
+    Case(AGENT, "capacity written with its unit",
+         AgentToml({"meter.sensor": "s0", "meter.capacity_watts": "3 kW", "sensor.s0.pin": 17}),
+         "meter.capacity_watts = '3 kW' must be a finite number"),
+    Case(AGENT, "UI port out of range", AgentToml({"ui.enabled": True, "ui.port": 70000}),
+         "ui.port = 70000 is not a TCP port; expected 1..65535"),
+    Case(AGENT, "misspelt key", AgentToml({"meter.intervall_seconds": 5}),
+         "unknown key meter.intervall_seconds"),
+    Case(AGENT, "unterminated string after a hand edit", AgentToml({"meter.sensor": Raw('"simulated')}),
+         "etc/agent.toml is not valid TOML"),
+    Case(AGENT, "a Pi's GPIO backend on a machine without GPIO", AgentToml({"gpio.pin_factory": "lgpio"}),
+         "gpio.pin_factory = 'lgpio' cannot be used on this machine"),
+    Case(AGENT, "deployment record path mistyped", AgentToml({"chain.contracts_file": "{pi}/etc/contract.json"}),
+         "etc/contract.json does not exist (the deploy play writes it)"),
+    # -- contract calls (the scene: meter registered for owner, 4 kWh reported and on offer 1, buyer holds tokens) --
+    Case(CONTRACT, "report from an unregistered meter", Call("outsider", "market.reportProduction", 1000),
+         "MeterNotRegistered(meter=outsider)"),
+    Case(CONTRACT, "report a total below the last (counter restored from an old backup)",
+         Call("meter", "market.reportProduction", 3000),
+         "TotalDecreased(previous=4000, reported=3000)"),
+    Case(CONTRACT, "report more than the capacity can produce", Call("meter", "market.reportProduction", 100_000),
+         "ExceedsCapacity(increaseWh=96000, maxIncreaseWh="),
+    Case(CONTRACT, "register a meter without an owner",
+         Call("admin", "market.registerMeter", "outsider", ZERO, 3000),
+         f"InvalidOwnerAddress(owner={ZERO})"),
+    Case(CONTRACT, "register a meter with no capacity", Call("admin", "market.registerMeter", "outsider", "owner", 0),
+         "ZeroCapacity(meter=outsider)"),
+    Case(CONTRACT, "register a meter from an account that is not the registrar",
+         Call("outsider", "market.registerMeter", "outsider", "owner", 3000),
+         "AccessControlUnauthorizedAccount(account=outsider, neededRole=REGISTRAR_ROLE)"),
+    Case(CONTRACT, "buy more than the offer holds", Call("buyer", "market.buy", 1, 5),
+         "InsufficientOffer(offerId=1, requestedKWh=5, remainingKWh=4)"),
+    Case(CONTRACT, "buy without approving the market", Call("buyer", "market.buy", 1, 2),
+         "ERC20InsufficientAllowance(spender=market, allowance=0, needed=600000000000000000)"),
+]  # fmt: skip
+
+
+def attempt(case: Case, request: pytest.FixtureRequest) -> Outcome:
+    if isinstance(case.bad, Inventory):
+        return request.getfixturevalue("throwaway_host").apply(case.bad.playbook, case.bad.variables)
+    if isinstance(case.bad, AgentToml):
+        return request.getfixturevalue("agent").run(case.bad.edits)
+    return request.getfixturevalue("scene").call(case.bad)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, id=f"{case.kind}: {case.name}", marks=[pytest.mark.slow] if case.kind == INVENTORY else [])
+        for case in CASES
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(case: Case, request, report) -> None:
+    outcome = attempt(case, request)
+    report.record(case, outcome)
+    assert outcome.refused, f"{case.name}: accepted ({outcome.message[-2000:]})"
+    assert case.expect in outcome.message, f"{case.name}: expected {case.expect!r} in {outcome.message[-3000:]!r}"
+    assert not outcome.changes, f"{case.name} changed:\n" + "\n".join(outcome.changes[:50])
+
+
+def test_the_table_holds_20_cases_or_more_and_6_of_every_kind() -> None:
+    inputs = {INVENTORY: Inventory, AGENT: AgentToml, CONTRACT: Call}
+    assert len(CASES) >= 20
+    assert all(sum(case.kind == kind for case in CASES) >= 6 for kind in inputs)
+    assert all(isinstance(case.bad, inputs[case.kind]) for case in CASES)
+    assert len({(case.kind, case.name) for case in CASES}) == len(CASES)
