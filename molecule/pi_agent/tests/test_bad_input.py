@@ -34,7 +34,7 @@ def test_bad_inputs_fail_with_clear_messages_before_any_change(host):
         "unknown sensor": "pi_agent_sensor",
         "pin off the header": "pi_agent_s0_pin is '40', expected a BCM GPIO number 0..27",
         "capacity not positive": "pi_agent_capacity_watts is '0', expected a whole number of watts greater than 0",
-        "port out of range": "pi_agent_ui_port (70000)",
+        "port out of range": "pi_agent_ui_port is '70000', expected a TCP port in 1..65535",
         "LED on the S0 pin": "pi_agent_led_pin is '17', expected null or a free BCM GPIO number",
         "simulated size contradicts capacity": "must be positive and equal pi_agent_capacity_watts (1200 W",
         "no deployment record": "does not exist on the controller",

@@ -10,7 +10,10 @@ import urllib.request
 VENV = "/opt/heliogrid-agent/venv"
 AGENT = f"{VENV}/bin/heliogrid-agent"
 CONFIG = "/etc/heliogrid-agent/agent.toml"
+UNIT = "/etc/systemd/system/heliogrid-agent.service"
 USER = "heliogrid-agent"
+# The arm64 lab image's drop-in for every service: qemu-user cannot build mount namespaces (lab/build-image.sh).
+EMULATION_DROP_IN = "/etc/systemd/system/service.d/10-emulated-no-mount-namespace.conf"
 
 
 def metric(host, name: str) -> float:
@@ -32,6 +35,17 @@ def lan_address(host) -> str:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return out.stdout.strip()
+
+
+def test_host_is_the_lab_pis_arm64_platform(host):
+    """The Pi's platform, as lab pi1 (arm64 under qemu-user here): the agent runs on aarch64 wheels."""
+    assert host.check_output("uname -m") == "aarch64"
+    platform = host.check_output(f'{VENV}/bin/python -c "import sysconfig; print(sysconfig.get_platform())"')
+    assert platform == "linux-aarch64"
+    tags = host.check_output(f"sed -n 's/^Tag: //p' {VENV}/lib/python3*/site-packages/*.dist-info/WHEEL").split()
+    binary = [tag for tag in tags if not tag.endswith("-any")]
+    assert binary, "no binary wheel in the venv"
+    assert all(tag.endswith("_aarch64") for tag in binary), binary
 
 
 def test_venv_holds_the_pinned_package(host):
@@ -68,23 +82,42 @@ def test_agent_runs_as_its_user_and_starts_at_boot(host):
 
 
 def test_unit_is_hardened_and_ordered_after_geth(host):
+    # The unit as installed, which a real Pi runs: the emulated image switches its mount namespace off.
+    unit = dict(line.split("=", 1) for line in host.file(UNIT).content_string.splitlines() if "=" in line)
+    hardening = {
+        "NoNewPrivileges": "true",
+        "ProtectSystem": "strict",
+        "ReadWritePaths": "/var/lib/heliogrid-agent",
+        "ProtectHome": "true",
+        "PrivateTmp": "true",
+        "PrivateDevices": "true",
+        "CapabilityBoundingSet": "",
+        "UMask": "0077",
+    }
+    assert {key: unit.get(key) for key in hardening} == hardening
     props = dict(
         line.split("=", 1)
         for line in host.check_output(
-            "systemctl show heliogrid-agent -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
-            "-p Restart -p ReadWritePaths -p StandardOutput -p After -p Wants"
+            "systemctl show heliogrid-agent -p NoNewPrivileges -p Restart -p StandardOutput -p After -p Wants "
+            "-p DropInPaths -p MainPID"
         ).splitlines()
     )
     assert "geth.service" in props.pop("After").split()
     assert "geth.service" in props.pop("Wants").split()
+    pid = props.pop("MainPID")
+    # Nothing but the lab image's emulation drop-in overrides the role's unit.
     assert props == {
         "NoNewPrivileges": "yes",
-        "ProtectSystem": "strict",
-        "ProtectHome": "yes",
-        "PrivateTmp": "yes",
         "Restart": "on-failure",
-        "ReadWritePaths": "/var/lib/heliogrid-agent",
         "StandardOutput": "journal",
+        "DropInPaths": EMULATION_DROP_IN,
+    }
+    # What works under emulation as on a Pi: no new privileges and no capabilities in the running agent.
+    status = dict(line.split(":", 1) for line in host.file(f"/proc/{pid}/status").content_string.splitlines())
+    assert {key: status[key].strip() for key in ("NoNewPrivs", "CapEff", "CapBnd")} == {
+        "NoNewPrivs": "1",
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
     }
 
 
