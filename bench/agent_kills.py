@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         killing = time.monotonic() - started
         restarts = int(agents.unit_properties(args.pi, agents.UNIT, "NRestarts")["NRestarts"]) - restarts_before
         print(f"agent_kills: {len(kills)} kills in {killing:.0f} s; systemd counted {restarts} restarts")
-        after = agents.after_kills(args.pi, contracts, kills, seconds_per_kwh=1000 / (0.75 * capacity) * 3600)
+        after = agents.after_kills(args.pi, contracts, kills, agents.seconds_per_kwh(capacity))
     finally:
         contracts.close()
 

@@ -203,6 +203,11 @@ def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_wh: flo
     return eventually(look, timeout, interval=3)
 
 
+def seconds_per_kwh(capacity_watts: int) -> float:
+    """An upper bound for a lab Pi to export one kWh: at three quarters of its capacity (it makes ~99%)."""
+    return 1000 / (0.75 * capacity_watts) * 3600
+
+
 def wh_per_second(pi: str) -> float:
     """The agent's current export in Wh per second (its last sample's power)."""
     found = status(pi)

@@ -122,11 +122,6 @@ def start(host: str, unit: str = "geth") -> None:
     lab.podman_exec(f"hg-{host}", "systemctl", "start", unit)
 
 
-def seconds_per_kwh(capacity_watts: int) -> float:
-    """An upper bound for a lab Pi to export one kWh: at three quarters of its capacity (it makes ~99%)."""
-    return 1000 / (0.75 * capacity_watts) * 3600
-
-
 def unit_moment(host: str, unit: str, name: str) -> float:
     """A systemd *TimestampMonotonic property in seconds: the same kernel clock as this process's time.monotonic()."""
     return int(agents.unit_properties(host, unit, name)[name]) / 1e6
@@ -220,7 +215,7 @@ def test_an_agent_catches_up_on_chain_after_its_node_was_down(healthy, contracts
         found = agents.status(pi)
         return bool(found) and 1000 - found["exported_wh"] % 1000 <= lead_wh
 
-    assert eventually(close_to_a_kwh, timeout=seconds_per_kwh(capacity), interval=2)
+    assert eventually(close_to_a_kwh, timeout=agents.seconds_per_kwh(capacity), interval=2)
 
     try:
         stop(pi)
@@ -241,12 +236,12 @@ def test_an_agent_catches_up_on_chain_after_its_node_was_down(healthy, contracts
         start(pi)
         restarted = time.monotonic()
     caught_up = eventually(
-        lambda: contracts.meter(meter).credited_kwh >= backlog, timeout=seconds_per_kwh(capacity), interval=1
+        lambda: contracts.meter(meter).credited_kwh >= backlog, timeout=agents.seconds_per_kwh(capacity), interval=1
     )
     print(f"FIGURE: {pi} credited up to its counter at the restart ({backlog} kWh) {since(restarted):.1f} s later")
     assert caught_up, f"{pi}: {contracts.meter(meter).credited_kwh} kWh credited, the counter had {backlog}"
 
-    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
+    ledger = agents.settled_ledger(pi, contracts, timeout=agents.seconds_per_kwh(capacity))
     assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
     assert ledger.discrepancies() == []
 
@@ -268,7 +263,7 @@ def test_an_agent_killed_at_random_moments_loses_nothing_and_credits_nothing_twi
     assert now - restarts == KILLS, f"systemd restarted the agent {now - restarts} times for {KILLS} kills"
 
     # No stuck nonce: a report the agent signs after the last kill is mined, and nothing waits in the node's pool.
-    after = agents.after_kills(pi, contracts, kills, seconds_per_kwh(capacity))
+    after = agents.after_kills(pi, contracts, kills, agents.seconds_per_kwh(capacity))
     print(f"FIGURE: {pi} first report after the kills mined {after.report_after:.0f} s after the last kill")
     print(f"FIGURE: {pi} {after.in_flight} of {KILLS} kills came while a report was signed and not yet in a block")
     assert after.report, f"{pi}: no report signed after the last kill was mined"
@@ -303,10 +298,10 @@ def test_a_rebooted_pi_starts_geth_then_its_agent_and_sells_again(healthy, contr
     def sold_since_reboot():
         return next((r for r in contracts.reports(meter) if r.timestamp > rebooted_at), None)
 
-    sale = eventually(sold_since_reboot, timeout=seconds_per_kwh(capacity) + BOOT_WITHIN, interval=5)
+    sale = eventually(sold_since_reboot, timeout=agents.seconds_per_kwh(capacity) + BOOT_WITHIN, interval=5)
     print(f"FIGURE: {pi} sold again {sale.timestamp - rebooted_at if sale else float('nan'):.0f} s after the reboot")
     assert sale, f"{pi}: no report on chain since the reboot"
 
-    ledger = agents.settled_ledger(pi, contracts, timeout=seconds_per_kwh(capacity))
+    ledger = agents.settled_ledger(pi, contracts, timeout=agents.seconds_per_kwh(capacity))
     assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
     assert ledger.discrepancies() == []

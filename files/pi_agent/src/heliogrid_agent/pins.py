@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from heliogrid_agent.config import PIN_FACTORIES
+
+# gpiozero's backends, imported only when chosen: most need their library, and only on a Pi.
+_BACKENDS = {
+    "mock": ("gpiozero.pins.mock", "MockFactory"),
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
+    "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+    "native": ("gpiozero.pins.native", "NativeFactory"),
+}
 
 
 class HardwareError(Exception):
@@ -18,38 +28,15 @@ def make_pin_factory(name: str) -> Any | None:
     used by the tests and by the lab where no GPIO exists. A backend that cannot start here (its library
     missing, no GPIO chip, its daemon not running) raises HardwareError naming it and the reason.
     """
-    if name not in PIN_FACTORIES:
+    if name == "default":
+        return None
+    if name not in _BACKENDS:
         raise ValueError(f"unknown pin factory {name!r}; expected one of {list(PIN_FACTORIES)}")
+    module, factory = _BACKENDS[name]
     try:
-        return _pin_factory(name)
+        return getattr(importlib.import_module(module), factory)()
     except Exception as exc:  # each backend fails its own way: ImportError, OSError, lgpio.error, RuntimeError...
         raise HardwareError(
             f"gpio.pin_factory = {name!r} cannot be used on this machine ({type(exc).__name__}: {exc}); "
             "on a Raspberry Pi 5 or 4 use 'lgpio' (package python3-lgpio), off a Pi 'mock'"
         ) from exc
-
-
-def _pin_factory(name: str) -> Any | None:
-    if name == "default":
-        return None
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    if name == "lgpio":
-        from gpiozero.pins.lgpio import LGPIOFactory
-
-        return LGPIOFactory()
-    if name == "rpigpio":
-        from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-        return RPiGPIOFactory()
-    if name == "pigpio":
-        from gpiozero.pins.pigpio import PiGPIOFactory
-
-        return PiGPIOFactory()
-    if name == "native":
-        from gpiozero.pins.native import NativeFactory
-
-        return NativeFactory()
-    raise ValueError(f"unknown pin factory {name!r}; expected one of {list(PIN_FACTORIES)}")
