@@ -35,6 +35,7 @@ for path in (AGENT_SRC, ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from tests.support import lab  # noqa: E402
 from tests.support.evm import KWH, Chain, deploy, describe_revert, revert_data  # noqa: E402
 
 RESULTS = ROOT / "test-results"
@@ -110,8 +111,7 @@ class Outcome:
 
 
 def podman(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf"))}
-    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=check, input=input)
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=lab.ENV, check=check, input=input)
 
 
 class ThrowawayHost:
@@ -162,15 +162,13 @@ class ThrowawayHost:
 
     def ansible(self, program: str, *args: str) -> subprocess.CompletedProcess:
         env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            **lab.ENV,
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
             "ANSIBLE_CACHE_PLUGIN": "memory",  # not the lab's fact cache
             # Nothing here is vaulted: a password of its own rather than the lab's (lab/vault-password.sh).
             "ANSIBLE_VAULT_IDENTITY_LIST": f"bad_inputs@{self.workdir / 'vault-password'}",
-            "ANSIBLE_FORCE_COLOR": "0",
         }
-        program = shutil.which(program, path=str(Path(sys.executable).parent)) or program
+        program = str(lab.BIN / program)
         return subprocess.run(
             [program, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900, check=False
         )
