@@ -68,6 +68,7 @@ for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-ker
             getty@tty1.service console-getty.service systemd-firstboot.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+emulated_env=()
 if [ "$arch" != "$host_arch" ]; then
   # Under qemu-user emulation systemd cannot set up service credentials (the new mount API is not
   # emulated: units fail with 243/CREDENTIALS), which takes journald, sysusers and tmpfiles down.
@@ -91,10 +92,19 @@ if [ "$arch" != "$host_arch" ]; then
   # An SSH login would register with logind, which starts a systemd --user manager that never comes up under
   # emulation: every connection waited 25 to 90 s for it. The Pis' logins need no user session.
   sed -i '/pam_systemd\.so/d' "$root/etc/pam.d/common-session"
+  # The CPU qemu emulates: a Pi 4's Cortex-A72 rather than qemu's default "max", whose extra features (pointer
+  # authentication above all) Debian's arm64 binaries use when present and qemu emulates slowly: a third less CPU
+  # for every emulated process. qemu-user reads QEMU_CPU from each program's environment, so it is set for every
+  # way a program starts: the image's environment (PID 1, podman exec), systemd's services, and logins (pam_env
+  # reads /etc/environment for SSH and sudo).
+  mkdir -p "$root/etc/systemd/system.conf.d"
+  printf '[Manager]\nDefaultEnvironment=QEMU_CPU=cortex-a72\n' > "$root/etc/systemd/system.conf.d/10-emulated-cpu.conf"
+  echo 'QEMU_CPU=cortex-a72' >> "$root/etc/environment"
+  emulated_env=(--change 'ENV QEMU_CPU=cortex-a72')
 fi
 
 tar --numeric-owner --xattrs -C "$root" -cf - . | podman import --quiet --arch "$arch" \
   --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' \
-  --change "LABEL io.heliogrid.key=$image_key" --change 'STOPSIGNAL SIGRTMIN+3' \
+  --change "LABEL io.heliogrid.key=$image_key" --change 'STOPSIGNAL SIGRTMIN+3' ${emulated_env[@]+"${emulated_env[@]}"} \
   - "$tag" >/dev/null
 echo "build-image: imported $tag ($image_key)"
