@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -49,3 +50,19 @@ def site(fresh_lab) -> lab.PlaybookRun:
     if run.returncode != 0:
         pytest.fail(f"site.yml failed (rc={run.returncode}); last lines:\n{run.output[-6000:]}")
     return run
+
+
+# --- Where the system tier's time goes: one row per module in make test's closing table (lab/stages.py). ---------
+_module_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    _module_seconds[module] = _module_seconds.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _module_seconds:
+        RESULTS.mkdir(exist_ok=True)
+        rows = [{"module": m, "seconds": round(s, 1)} for m, s in _module_seconds.items()]
+        (RESULTS / "system-modules.json").write_text(json.dumps(rows, indent=1))
