@@ -13,7 +13,7 @@ systemd brought the agent back (the unit's RestartSec is 5 s).
     python bench/agent_kills.py --kills 200 --aimed 20 --pi pi1 --seed 7
 
 Needs the lab up with site.yml applied (make demo); otherwise says so and records the skipped attempt. An aimed
-kill waits for the next kWh (about 3 minutes on a lab Pi): 100 kills with 10 aimed take about 40 minutes.
+kill waits for the next kWh (about a minute on a lab Pi).
 """
 
 from __future__ import annotations

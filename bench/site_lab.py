@@ -7,7 +7,7 @@
    a host that hosts.yml does not list), and joined with `site.yml --limit pi4`. Then, from the start of that
    run: when its geth has a miner peer and the miners' head, and when its agent has its first sale confirmed
    on chain (`sold_kwh` >= 1 in the agent's /api/status, fetched inside the container from its own LAN
-   address with `podman exec`). A lab Pi produces 20 kW, so a kWh takes about 3 minutes of that.
+   address with `podman exec`). A lab Pi produces 60 kW, so a kWh takes about a minute of that.
 3. Growth: the other --extra Pis (pi5...) are started and joined in one `site.yml --limit` run (the same
    figures per Pi), then `site.yml` is re-run over all of them: its time against step 1's gives the growth
    from 3 Pis to 3 + --extra.
@@ -244,7 +244,7 @@ def newpi_lines(joins: list[Join], note: str | None) -> list[str]:
         "line written, and `site.yml --limit` run for it. Times are from the start of that run: *synced* = its "
         "geth has a peer and the miners' head; *first sale* = its agent's `/api/status` (fetched inside the "
         "container) shows a kWh credited on chain; both polled about every 10 s. The lab's simulated "
-        "installation needs about 3 min per kWh.",
+        "installation needs about 1 min per kWh.",
         "",
         "| Pis joining in one run | host up (s) | `site.yml --limit` (s) | changed | synced (s) | first sale (s) "
         "| Pi: first sale (s) |",

@@ -30,6 +30,7 @@ ORDER = (
     "meter_throughput",
     "agent_kills",
     "pi_memory",
+    "site_profile",
     "site_rerun",
     "new_pi",
     "stats_api",

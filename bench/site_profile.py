@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""site.yml on the 7-host lab, per task and per host: a fresh lab, then no-op runs under each candidate (lab).
+
+1. --fresh: the lab is brought up from nothing (lab/lab.py down, up; the controller's state folder emptied) and
+   `site.yml` is applied with the repository's configuration (ansible.cfg: Mitogen's linear strategy).
+2. The no-op re-run under each candidate, one after the other on the same lab:
+     plain     ANSIBLE_STRATEGY=linear: plain Ansible, containers.podman's connection, Python started per task
+     mitogen   the repository's ansible.cfg (mitogen_linear; podman hosts through Mitogen's podman transport)
+     free      ANSIBLE_STRATEGY=mitogen_free: each host runs through a play without waiting for the others
+   each with its wall time and changed tasks (every no-op run must report changed=0).
+3. A callback (bench/callbacks/task_times.py) times every task on every host: the 15 slowest host-tasks of
+   the fresh run and of the adopted no-op run, and each host's total, go into the section.
+
+    python bench/site_profile.py --fresh                  # everything (about 25 min on 2 cores)
+    python bench/site_profile.py --candidates mitogen     # one no-op run on a lab with site.yml applied
+
+Writes the section site_profile of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.support.lab import lab, lab_problem  # noqa: E402
+from bench.support.results import Run  # noqa: E402
+
+CANDIDATES = {
+    "plain": ("plain Ansible, linear strategy (the configuration before)", {"ANSIBLE_STRATEGY": "linear"}),
+    "mitogen": ("Mitogen, linear strategy (ansible.cfg: adopted)", {}),
+    "free": ("Mitogen, free strategy", {"ANSIBLE_STRATEGY": "mitogen_free"}),
+}
+SLOWEST = 15
+
+
+@dataclass
+class Timed:
+    label: str
+    seconds: float
+    returncode: int
+    changed: dict[str, int]
+    rows: list[dict] = field(default_factory=list)
+
+
+def run_site(label: str, env: dict[str, str], logdir: Path) -> Timed:
+    times = logdir / f"{label}.times.json"
+    extra = {
+        **env,
+        "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callbacks"),
+        "ANSIBLE_CALLBACKS_ENABLED": "task_times",
+        "HELIOGRID_TASK_TIMES": str(times),
+    }
+    saved = dict(lab.ENV)
+    lab.ENV.update(extra)
+    print(f"site_profile: {label}: ansible-playbook site.yml ({env or 'ansible.cfg'})", flush=True)
+    start = time.monotonic()
+    try:
+        result = lab.playbook("site.yml", log=logdir / f"{label}.log")
+    finally:
+        lab.ENV.clear()
+        lab.ENV.update(saved)
+    seconds = time.monotonic() - start
+    changed = {h: r["changed"] for h, r in result.recap.items() if r["changed"]}
+    rows = json.loads(times.read_text()) if times.exists() else []
+    print(f"site_profile: {label}: {seconds:.0f} s, rc {result.returncode}, changed {changed or 0}", flush=True)
+    if result.returncode != 0:
+        print(result.output[-3000:])
+    return Timed(label, seconds, result.returncode, changed, rows)
+
+
+def slowest(run: Timed) -> list[str]:
+    lines = [
+        f"The {SLOWEST} slowest tasks of *{run.label}*, each on one host (host, play, task, module, result, seconds):",
+        "",
+        "| host | play | task | module | result | s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(run.rows, key=lambda r: r["seconds"], reverse=True)[:SLOWEST]:
+        lines.append(
+            f"| {r['host']} | {r['play']} | {r['task']} | {r['action'].split('.')[-1]} | {r['status']} "
+            f"| {r['seconds']:.1f} |"
+        )
+    per_host: dict[str, list[float]] = defaultdict(list)
+    for r in run.rows:
+        per_host[r["host"]].append(r["seconds"])
+    lines += [
+        "",
+        "Per host: tasks run, and the sum of their times (hosts run side by side, so the sums overlap): "
+        + ", ".join(f"{h} {len(v)} tasks {sum(v):.0f} s" for h, v in sorted(per_host.items())),
+    ]
+    return lines
+
+
+def section(fresh: Timed | None, runs: list[Timed], logdir: Path) -> list[str]:
+    lines = [
+        "`ansible-playbook site.yml` on the lab (3 miners, 1 stats host, 3 Pis of which pi1 is arm64 under "
+        f"qemu-user), one run after the other on the same lab. Logs: `{logdir}` (on the machine that ran it).",
+        "",
+        "| run | configuration | wall time (s) | changed | result |",
+        "|---|---|---|---|---|",
+    ]
+    for r in ([fresh] if fresh else []) + runs:
+        name = "fresh lab" if r is fresh else "no-op re-run"
+        config = CANDIDATES.get(r.label, (r.label,))[0] if r is not fresh else CANDIDATES["mitogen"][0]
+        result = "ok" if r.returncode == 0 else f"**failed** (rc {r.returncode})"
+        changed = sum(r.changed.values())
+        where = f" ({', '.join(f'{h}: {c}' for h, c in r.changed.items())})" if r.changed else ""
+        lines.append(f"| {name} | {config} | {r.seconds:.0f} | {changed}{where} | {result} |")
+    adopted = next((r for r in runs if r.label == "mitogen"), None)
+    for r in [fresh, adopted]:
+        if r and r.rows:
+            lines += ["", *slowest(r)]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fresh", action="store_true", help="bring the lab up from nothing and apply site.yml first")
+    parser.add_argument(
+        "--candidates", default="plain,mitogen,free", help=f"no-op runs, in order (of {', '.join(CANDIDATES)})"
+    )
+    args = parser.parse_args(argv)
+    chosen = [c for c in args.candidates.split(",") if c]
+    unknown = [c for c in chosen if c not in CANDIDATES]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; expected some of {list(CANDIDATES)}")
+    report = Run("site_profile", "site.yml per task and host: a fresh lab, and no-op runs side by side", lab=True)
+    logdir = Path(tempfile.mkdtemp(prefix="heliogrid-bench-profile-"))
+    fresh = None
+    if args.fresh:
+        lab.lab("down")
+        state = ROOT / "inventories" / "lab" / "state"
+        state.mkdir(exist_ok=True)
+        for stale in state.iterdir():
+            stale.unlink()
+        lab.lab("up")
+        fresh = run_site("fresh", {}, logdir)
+        report.write(section(fresh, [], logdir))
+        if fresh.returncode != 0:
+            return 1
+    else:
+        problem = lab_problem()
+        if problem:
+            report.skip(problem)
+            return 0
+    runs: list[Timed] = []
+    for label in chosen:
+        runs.append(run_site(label, CANDIDATES[label][1], logdir))
+        report.write(section(fresh, runs, logdir))
+    return 0 if all(r.returncode == 0 for r in [*runs, *([fresh] if fresh else [])]) else 1
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
