@@ -161,11 +161,11 @@ class Ledger:
         return found
 
 
-def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_wh: float = 120) -> Ledger | None:
+def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds: float = 22) -> Ledger | None:
     """The Pi's ledger at a moment when the agent has no transaction in flight and its counter is at least
-    `margin_wh` past a whole kWh (so the report of that kWh has had time to be mined); None if no such moment
-    came within `timeout`. At 20 kW, 120 Wh is 22 s; on the lab (amd64 and emulated arm64 Pis alike) an agent
-    signed its report at most 25 Wh past the kWh and the report was in a block 5 s later.
+    `margin_seconds` of its current export past a whole kWh (so the report of that kWh has had time to be mined);
+    None if no such moment came within `timeout`. On the lab (amd64 and emulated arm64 Pis alike) an agent signed
+    its report at most 5 s after the kWh and the report was in a block 5 s later.
 
     The chain is read between two looks at the agent; a moment where the agent changed in between (a new
     transaction, a kWh crossed) is discarded and the next one tried.
@@ -173,7 +173,9 @@ def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_wh: flo
 
     def look() -> Ledger | None:
         before = status(pi)
-        if not before or not before["node"]["up"] or before.get("problem") or before["exported_wh"] % 1000 < margin_wh:
+        if not before or not before["node"]["up"] or before.get("problem"):
+            return None
+        if before["exported_wh"] % 1000 < max(120.0, before["power_watts"] * margin_seconds / 3600):
             return None
         transactions = outbox(pi)
         if transactions is None or any(t["status"] in UNRESOLVED for t in transactions):

@@ -4,11 +4,11 @@ pytest with -s), puts back what it broke (in `finally`), and returns only once t
 every node's geth (and every agent) active, all heads in step, the chain advancing, every Pi peered with a miner.
 
 Durations come from the environment, with small CI defaults:
-  HELIOGRID_FAULT_SECONDS (60)  how long a node stays stopped or a Pi cut off
+  HELIOGRID_FAULT_SECONDS (30)  how long a node stays stopped or a Pi cut off
   HELIOGRID_FAULT_KILLS (5)     how many times the agent is SIGKILLed (bench/agent_kills.py: 100 and more)
   HELIOGRID_FAULT_AIMED (1)     how many of those kills wait for a kWh crossing, to land while a report is in flight
   HELIOGRID_FAULT_SEED          seed of the kill moments (printed, for a replay); random by default
-The cheap cases come first. The last three each wait for a Pi to complete a kWh (about 3 minutes at 20 kW); pi2's
+The cheap cases come first. The last three each wait for a Pi to complete a kWh (about a minute at 60 kW); pi2's
 two cases are kept apart by pi3's, so pi2 makes energy meanwhile instead of starting its second wait just after a
 kWh. Chain figures are read through the stats node's RPC (tests/support/chain.py), each agent's account inside its
 Pi (tests/support/agents.py).
@@ -27,7 +27,7 @@ import pytest
 from tests.support import agents, lab
 from tests.support.chain import Contracts, attach, eventually, heads, in_step, node_ids, on_each, period
 
-FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "60"))
+FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "30"))
 KILLS = int(os.environ.get("HELIOGRID_FAULT_KILLS", "5"))
 AIMED = int(os.environ.get("HELIOGRID_FAULT_AIMED", "1"))
 SEED = int(os.environ.get("HELIOGRID_FAULT_SEED") or random.randrange(10**6))
