@@ -6,12 +6,16 @@
 2. The no-op re-run under each candidate, one after the other on the same lab:
      plain     ANSIBLE_STRATEGY=linear: plain Ansible, containers.podman's connection, Python started per task
      mitogen   the repository's ansible.cfg (mitogen_linear; podman hosts through Mitogen's podman transport)
-     free      ANSIBLE_STRATEGY=mitogen_free: each host runs through a play without waiting for the others
-   each with its wall time and changed tasks (every no-op run must report changed=0).
-3. A callback (bench/callbacks/task_times.py) times every task on every host: the 15 slowest host-tasks of
+   each with its wall time and changed tasks (every no-op run must report changed=0). The free and host_pinned
+   strategies are not candidates: they run a `run_once` task on every host ("not currently supported", says
+   ansible-core), and the roles use run_once for what must happen once (the genesis rendered, the contracts
+   deployed). The section shows what they could gain at most: each host's own task time against the wall time.
+3. --grow N: N more Pis (amd64 stand-ins, as bench/site_lab.py starts them) join with one `site.yml --limit`
+   run, then the adopted no-op run is repeated over all 3 + N Pis: the growth per Pi against step 2.
+4. A callback (bench/callbacks/task_times.py) times every task on every host: the 15 slowest host-tasks of
    the fresh run and of the adopted no-op run, and each host's total, go into the section.
 
-    python bench/site_profile.py --fresh                  # everything (about 25 min on 2 cores)
+    python bench/site_profile.py --fresh --grow 7         # everything (about 30 min on 2 cores)
     python bench/site_profile.py --candidates mitogen     # one no-op run on a lab with site.yml applied
 
 Writes the section site_profile of docs/benchmarks.md.
@@ -32,13 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support.lab import lab, lab_problem  # noqa: E402
+from bench.site_lab import ADDRESS_BASE, FIRST_EXTRA, IMAGES, remove_containers, start_containers, write_inventory  # noqa: E402
+from bench.support.lab import hostvars, lab, lab_problem  # noqa: E402
 from bench.support.results import Run  # noqa: E402
 
 CANDIDATES = {
     "plain": ("plain Ansible, linear strategy (the configuration before)", {"ANSIBLE_STRATEGY": "linear"}),
     "mitogen": ("Mitogen, linear strategy (ansible.cfg: adopted)", {}),
-    "free": ("Mitogen, free strategy", {"ANSIBLE_STRATEGY": "mitogen_free"}),
 }
 SLOWEST = 15
 
@@ -52,8 +56,8 @@ class Timed:
     rows: list[dict] = field(default_factory=list)
 
 
-def run_site(label: str, env: dict[str, str], logdir: Path) -> Timed:
-    times = logdir / f"{label}.times.json"
+def run_site(label: str, env: dict[str, str], logdir: Path, *args: str) -> Timed:
+    times = logdir / f"{label.replace(' ', '-')}.times.json"
     extra = {
         **env,
         "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callbacks"),
@@ -65,7 +69,7 @@ def run_site(label: str, env: dict[str, str], logdir: Path) -> Timed:
     print(f"site_profile: {label}: ansible-playbook site.yml ({env or 'ansible.cfg'})", flush=True)
     start = time.monotonic()
     try:
-        result = lab.playbook("site.yml", log=logdir / f"{label}.log")
+        result = lab.playbook("site.yml", *args, log=logdir / f"{label.replace(' ', '-')}.log")
     finally:
         lab.ENV.clear()
         lab.ENV.update(saved)
@@ -95,13 +99,14 @@ def slowest(run: Timed) -> list[str]:
         per_host[r["host"]].append(r["seconds"])
     lines += [
         "",
-        "Per host: tasks run, and the sum of their times (hosts run side by side, so the sums overlap): "
+        "Per host: tasks run, and the sum of their times. Hosts run side by side, so the sums overlap; the largest "
+        "is about what a strategy that never waits for other hosts could reach: "
         + ", ".join(f"{h} {len(v)} tasks {sum(v):.0f} s" for h, v in sorted(per_host.items())),
     ]
     return lines
 
 
-def section(fresh: Timed | None, runs: list[Timed], logdir: Path) -> list[str]:
+def section(fresh: Timed | None, runs: list[Timed], logdir: Path, grown: list[Timed] = ()) -> list[str]:
     lines = [
         "`ansible-playbook site.yml` on the lab (3 miners, 1 stats host, 3 Pis of which pi1 is arm64 under "
         f"qemu-user), one run after the other on the same lab. Logs: `{logdir}` (on the machine that ran it).",
@@ -116,7 +121,18 @@ def section(fresh: Timed | None, runs: list[Timed], logdir: Path) -> list[str]:
         changed = sum(r.changed.values())
         where = f" ({', '.join(f'{h}: {c}' for h, c in r.changed.items())})" if r.changed else ""
         lines.append(f"| {name} | {config} | {r.seconds:.0f} | {changed}{where} | {result} |")
+    base = len(lab.inventory_hosts("pis"))
+    for r in grown:
+        result = "ok" if r.returncode == 0 else f"**failed** (rc {r.returncode})"
+        changed = sum(r.changed.values())
+        lines.append(f"| {r.label} | {CANDIDATES['mitogen'][0]} | {r.seconds:.0f} | {changed} | {result} |")
     adopted = next((r for r in runs if r.label == "mitogen"), None)
+    rerun = next((r for r in grown if r.label.startswith("no-op re-run")), None)
+    if adopted and rerun and adopted.returncode == rerun.returncode == 0:
+        pis = int(rerun.label.split(", ")[1].split()[0])
+        growth = (rerun.seconds - adopted.seconds) / (pis - base)
+        added = rerun.seconds - adopted.seconds
+        lines += ["", f"Growth: {base} → {pis} Pis adds {added:.0f} s ({growth:+.1f} s per Pi)."]
     for r in [fresh, adopted]:
         if r and r.rows:
             lines += ["", *slowest(r)]
@@ -126,8 +142,9 @@ def section(fresh: Timed | None, runs: list[Timed], logdir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fresh", action="store_true", help="bring the lab up from nothing and apply site.yml first")
+    parser.add_argument("--grow", type=int, default=0, help="Pis to add after the no-op runs (0..16)")
     parser.add_argument(
-        "--candidates", default="plain,mitogen,free", help=f"no-op runs, in order (of {', '.join(CANDIDATES)})"
+        "--candidates", default="mitogen,plain", help=f"no-op runs, in order (of {', '.join(CANDIDATES)})"
     )
     args = parser.parse_args(argv)
     chosen = [c for c in args.candidates.split(",") if c]
@@ -157,7 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     for label in chosen:
         runs.append(run_site(label, CANDIDATES[label][1], logdir))
         report.write(section(fresh, runs, logdir))
-    return 0 if all(r.returncode == 0 for r in [*runs, *([fresh] if fresh else [])]) else 1
+    grown: list[Timed] = []
+    if args.grow:
+        grown = grow(args.grow, logdir)
+        report.write(section(fresh, runs, logdir, grown))
+    return 0 if all(r.returncode == 0 for r in [*runs, *grown, *([fresh] if fresh else [])]) else 1
+
+
+def grow(extra: int, logdir: Path) -> list[Timed]:
+    """Start `extra` Pi stand-ins, join them in one limited run, then re-run site.yml over every Pi; remove them."""
+    base = lab.inventory_hosts("pis")
+    subnet = hostvars()[base[0]]["lab_address"].rsplit(".", 1)[0]
+    pis = [
+        (f"pi{n}", f"{subnet}.{ADDRESS_BASE + n}", IMAGES[i % 2])
+        for i, n in enumerate(range(FIRST_EXTRA, FIRST_EXTRA + extra))
+    ]
+    started: list[str] = []
+    inventory = logdir / "extra-pis.json"
+    sources = ["-i", str(ROOT / "inventories" / "lab"), "-i", str(inventory)]
+    try:
+        start_containers(pis, started)
+        write_inventory(inventory, pis)
+        names = ",".join(name for name, _, _ in pis)
+        joined = run_site(f"{extra} Pis join (--limit)", {}, logdir, *sources, "--limit", names)
+        if joined.returncode != 0:
+            return [joined]
+        return [joined, run_site(f"no-op re-run, {len(base) + extra} Pis", {}, logdir, *sources)]
+    finally:
+        remove_containers(started)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ class Ledger:
         return found
 
 
-def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds: float = 22) -> Ledger | None:
+def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds: float = 30) -> Ledger | None:
     """The Pi's ledger at a moment when the agent has no transaction in flight and its counter is at least
     `margin_seconds` of its current export past a whole kWh (so the report of that kWh has had time to be mined);
     None if no such moment came within `timeout`. On the lab (amd64 and emulated arm64 Pis alike) an agent signed
