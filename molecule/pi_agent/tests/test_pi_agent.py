@@ -1,4 +1,7 @@
-"""Role pi_agent: what the Pi's operator relies on after converge (no node, no contracts on chain here)."""
+"""Role pi_agent: what the Pi's operator relies on after converge (no node, no contracts on chain here).
+
+The scenario runs on trixie amd64; the lab Pi's arm64 platform is checked on lab pi1 by tests/system/test_arm64_pi.py.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,6 @@ AGENT = f"{VENV}/bin/heliogrid-agent"
 CONFIG = "/etc/heliogrid-agent/agent.toml"
 UNIT = "/etc/systemd/system/heliogrid-agent.service"
 USER = "heliogrid-agent"
-# The arm64 lab image's drop-in for every service: qemu-user cannot build mount namespaces (lab/build-image.sh).
-EMULATION_DROP_IN = "/etc/systemd/system/service.d/10-emulated-no-mount-namespace.conf"
 
 
 def metric(host, name: str) -> float:
@@ -37,15 +38,16 @@ def lan_address(host) -> str:
     return out.stdout.strip()
 
 
-def test_host_is_the_lab_pis_arm64_platform(host):
-    """The Pi's platform, as lab pi1 (arm64 under qemu-user here): the agent runs on aarch64 wheels."""
-    assert host.check_output("uname -m") == "aarch64"
+def test_venv_matches_the_hosts_platform(host):
+    """The venv's Python and every binary wheel in it are built for the host's own architecture (on a Pi, aarch64:
+    tests/system/test_arm64_pi.py checks that on lab pi1)."""
+    machine = host.check_output("uname -m")
     platform = host.check_output(f'{VENV}/bin/python -c "import sysconfig; print(sysconfig.get_platform())"')
-    assert platform == "linux-aarch64"
+    assert platform == f"linux-{machine}"
     tags = host.check_output(f"sed -n 's/^Tag: //p' {VENV}/lib/python3*/site-packages/*.dist-info/WHEEL").split()
     binary = [tag for tag in tags if not tag.endswith("-any")]
     assert binary, "no binary wheel in the venv"
-    assert all(tag.endswith("_aarch64") for tag in binary), binary
+    assert all(tag.endswith(f"_{machine}") for tag in binary), (machine, binary)
 
 
 def test_venv_holds_the_pinned_package(host):
@@ -82,7 +84,7 @@ def test_agent_runs_as_its_user_and_starts_at_boot(host):
 
 
 def test_unit_is_hardened_and_ordered_after_geth(host):
-    # The unit as installed, which a real Pi runs: the emulated image switches its mount namespace off.
+    # The unit as installed...
     unit = dict(line.split("=", 1) for line in host.file(UNIT).content_string.splitlines() if "=" in line)
     hardening = {
         "NoNewPrivileges": "true",
@@ -95,24 +97,30 @@ def test_unit_is_hardened_and_ordered_after_geth(host):
         "UMask": "0077",
     }
     assert {key: unit.get(key) for key in hardening} == hardening
+    # ...is what systemd runs: no drop-in overrides it, and the sandbox is in force (amd64 builds mount namespaces).
     props = dict(
         line.split("=", 1)
         for line in host.check_output(
-            "systemctl show heliogrid-agent -p NoNewPrivileges -p Restart -p StandardOutput -p After -p Wants "
-            "-p DropInPaths -p MainPID"
+            "systemctl show heliogrid-agent -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
+            "-p PrivateDevices -p Restart -p ReadWritePaths -p StandardOutput -p After -p Wants -p DropInPaths "
+            "-p MainPID"
         ).splitlines()
     )
     assert "geth.service" in props.pop("After").split()
     assert "geth.service" in props.pop("Wants").split()
     pid = props.pop("MainPID")
-    # Nothing but the lab image's emulation drop-in overrides the role's unit.
     assert props == {
         "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
         "Restart": "on-failure",
+        "ReadWritePaths": "/var/lib/heliogrid-agent",
         "StandardOutput": "journal",
-        "DropInPaths": EMULATION_DROP_IN,
+        "DropInPaths": "",
     }
-    # What works under emulation as on a Pi: no new privileges and no capabilities in the running agent.
+    # The running agent: no new privileges and no capabilities.
     status = dict(line.split(":", 1) for line in host.file(f"/proc/{pid}/status").content_string.splitlines())
     assert {key: status[key].strip() for key in ("NoNewPrivs", "CapEff", "CapBnd")} == {
         "NoNewPrivs": "1",
