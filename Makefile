@@ -79,15 +79,21 @@ UNIT_DIRS := tests/unit tests/contracts tests/flash tests/bad_inputs
 INTEGRATION_DIRS := tests/contracts tests/flash tests/aws tests/bad_inputs
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
 
+# Each folder's wall time is printed after it, and the tier's at the end.
 unit: venv
-	@for d in $(UNIT_DIRS) $(PACKAGES); do echo "== unit: $$d"; \
-	  (cd $$d && $(PY) -m pytest -q -m "not slow" -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; done
+	@t0=$$SECONDS; for d in $(UNIT_DIRS) $(PACKAGES); do echo "== unit: $$d"; s=$$SECONDS; \
+	  (cd $$d && $(PY) -m pytest -q -m "not slow" -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; \
+	  echo "== unit: $$d took $$((SECONDS - s)) s"; done; \
+	  echo "== unit: $$((SECONDS - t0)) s in all"
 
 # Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc.
 integration: setup
-	@for d in $(INTEGRATION_DIRS) $(PACKAGES); do echo "== integration: $$d"; \
-	  (cd $$d && $(PY) -m pytest -q -m slow -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; done
-	contracts/run_slither.sh
+	@t0=$$SECONDS; for d in $(INTEGRATION_DIRS) $(PACKAGES); do echo "== integration: $$d"; s=$$SECONDS; \
+	  (cd $$d && $(PY) -m pytest -q -m slow -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; \
+	  echo "== integration: $$d took $$((SECONDS - s)) s"; done; \
+	  echo "== integration: slither"; s=$$SECONDS; contracts/run_slither.sh; \
+	  echo "== integration: slither took $$((SECONDS - s)) s"; \
+	  echo "== integration: $$((SECONDS - t0)) s in all"
 
 molecule: setup
 	@lab/run-molecule.sh

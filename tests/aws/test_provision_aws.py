@@ -76,8 +76,9 @@ def amis(ec2) -> Amis:
     scratch = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     images = []
     for name in ("debian-13-amd64-20250101-1", "debian-13-amd64-20250601-2", "debian-12-amd64-20250701-3"):
+        if images:
+            time.sleep(1.1)  # creation dates have a one-second resolution; "newest" must be unambiguous
         images.append(ec2.create_image(InstanceId=scratch, Name=name)["ImageId"])
-        time.sleep(1.1)  # creation dates have a one-second resolution; "newest" must be unambiguous
     ec2.terminate_instances(InstanceIds=[scratch])
     return Amis(older=images[0], newer=images[1], wrong_name=images[2])
 

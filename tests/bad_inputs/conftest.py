@@ -121,6 +121,7 @@ class ThrowawayHost:
         self.container = container
         self.workdir = workdir
         self.runs = 0
+        self.last: dict[str, str] | None = None  # the snapshot after the previous case: the next one's "before"
         (workdir / "vault-password").write_text("not-a-secret\n")
         record = workdir / "contracts.json"  # what pi_agent.yml needs on the controller before it checks anything
         record.write_text(json.dumps({"chainId": 424242, "market": {"address": "0x" + "11" * 20, "abi": []}}))
@@ -180,9 +181,11 @@ class ThrowawayHost:
 
     def apply(self, playbook: str, variables: dict[str, Any]) -> Outcome:
         inventory = self.inventory(variables)
-        before = self.snapshot()
+        # Nothing runs in the container between cases (its timers are stopped), so the previous case's "after"
+        # is this case's "before"; anything that did change in between would be blamed on this case, not missed.
+        before = self.last if self.last is not None else self.snapshot()
         run = self.ansible("ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / playbook))
-        after = self.snapshot()
+        after = self.last = self.snapshot()
         try:
             result = json.loads(run.stdout)
         except ValueError:  # Ansible stopped before the first play: its message is on stderr

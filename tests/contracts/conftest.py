@@ -1,4 +1,4 @@
-"""Contracts on an in-process EVM (eth-tester/py-evm, Paris rules): one deployment per module, reset per test."""
+"""Contracts on an in-process EVM (eth-tester/py-evm, Paris rules): one deployment per session, reset per test."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ from tests.support.evm import (  # noqa: E402
 __all__ = ["CAPACITY", "KWH", "TARIFF", "TOKEN", "TOLERANCE", "Chain", "error_data", "paris_tester"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployed() -> Chain:
+    """Deployed once: every test gets it through `chain`, which reverts whatever the test did."""
     return deploy()
 
 

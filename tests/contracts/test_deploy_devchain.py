@@ -39,7 +39,12 @@ def test_deploy_on_clique_geth_is_idempotent_and_the_meter_can_report(devchain, 
     assert Deployer(w3, SEALER_KEY, record, check_mode=True).run(wanted).changed is False
 
     market = w3.eth.contract(address=first.record["market"]["address"], abi=first.record["market"]["abi"])
-    time.sleep(2)  # at 3.6 MW capacity every second allows 1 kWh (plus 10 %)
+    # At 3.6 MW capacity every second since the registration allows 1 kWh (plus 10 %); the funding transaction
+    # already came a block later, so this only waits if the chain has not moved on yet.
+    registered_at = market.functions.getMeter(meter.address).call()[3]
+    deadline = time.monotonic() + 60
+    while w3.eth.get_block("latest")["timestamp"] < registered_at + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
     tx = market.functions.reportProduction(1000).build_transaction(
         {"from": meter.address, "nonce": w3.eth.get_transaction_count(meter.address)}
     )

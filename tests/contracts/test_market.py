@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from conftest import KWH, TARIFF, TOKEN, Chain, error_data
 
 PRICE = 3 * 10**17  # token base units per kWh
 
 
-@pytest.fixture
-def offer(chain: Chain) -> int:
-    """Offer 1: 4 kWh at PRICE from the owner's meter; the buyer holds 10 tokens and approved the market."""
+@pytest.fixture(scope="module")
+def offer(deployed: Chain) -> Iterator[int]:
+    """Offer 1: 4 kWh at PRICE from the owner's meter; the buyer holds 10 tokens and approved the market.
+
+    Made once for the module (every test here uses it); each test's `chain` snapshot is taken on top of it, and
+    the chain goes back to before it after the module."""
+    chain = deployed
+    before = chain.tester.take_snapshot()
     registered_at = chain.register()
     chain.send(chain.market.functions.setAskPrice(PRICE), chain.owner)
     chain.report(4 * KWH, at=registered_at + 4000)
@@ -18,7 +25,8 @@ def offer(chain: Chain) -> int:
     chain.send(chain.token.functions.grantRole(minter, chain.admin), chain.admin)
     chain.send(chain.token.functions.mint(chain.buyer, 10 * TOKEN), chain.admin)
     chain.send(chain.token.functions.approve(chain.market.address, 10 * TOKEN), chain.buyer)
-    return 1
+    yield 1
+    chain.tester.revert_to_snapshot(before)
 
 
 def balances(chain: Chain) -> tuple[int, int]:

@@ -3,6 +3,7 @@ loop devices standing in for SD cards, and a runner for playbooks/flash_pi.yml."
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -156,14 +157,15 @@ class LoopCard:
         return self.read(len(SENTINEL)) == SENTINEL
 
 
-@pytest.fixture
-def make_card(tmp_path: Path) -> Iterator[Callable[..., LoopCard]]:
-    """Create loop-device 'cards'; every one is detached (and unmounted) at the end, even on failure."""
+@contextlib.contextmanager
+def loop_cards(directory: Path) -> Iterator[Callable[..., LoopCard]]:
+    """Create loop-device 'cards' backed by files in `directory`; every one is detached (and unmounted) on exit,
+    even on failure."""
     cards: list[LoopCard] = []
     mounts: list[Path] = []
 
     def make(size: int = CARD_BYTES, *, content: Path | None = None, partscan: bool = False) -> LoopCard:
-        backing = tmp_path / f"card{len(cards)}.bin"
+        backing = directory / f"card{len(cards)}.bin"
         if content is not None:
             shutil.copyfile(content, backing)
         with backing.open("r+b" if content else "wb") as f:
@@ -190,6 +192,13 @@ def make_card(tmp_path: Path) -> Iterator[Callable[..., LoopCard]]:
             subprocess.run(["losetup", "--detach", card.device], check=False, capture_output=True)
 
 
+@pytest.fixture
+def make_card(tmp_path: Path) -> Iterator[Callable[..., LoopCard]]:
+    """Loop-device 'cards' for one test (see loop_cards)."""
+    with loop_cards(tmp_path) as make:
+        yield make
+
+
 @dataclass
 class PlayResult:
     rc: int
@@ -212,21 +221,26 @@ def ansible_playbook() -> str:
     return found
 
 
-@pytest.fixture
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "inventory.json"
+def write_inventory(directory: Path) -> Path:
+    """The test Pi's inventory, in `directory`."""
+    path = directory / "inventory.json"
     host = {"ansible_user": "ops", "pi_firstboot_admin_ssh_public_keys": [ADMIN_KEY]}
     path.write_text(json.dumps({"all": {"children": {"pis": {"hosts": {TEST_HOST: host}}}}}))
     return path
 
 
 @pytest.fixture
-def flash(tmp_path: Path, inventory: Path) -> Callable[..., PlayResult]:
-    """Run playbooks/flash_pi.yml for the test Pi with the given extra variables (never with a terminal)."""
+def inventory(tmp_path: Path) -> Path:
+    return write_inventory(tmp_path)
+
+
+def player(workdir: Path, inventory: Path) -> Callable[..., PlayResult]:
+    """Runs playbooks/flash_pi.yml for the test Pi with the given extra variables (never with a terminal); its
+    image cache is workdir/cache."""
 
     def play(extra: dict, *, check: bool = False) -> PlayResult:
-        extra = {"pi_image_cache_dir": str(tmp_path / "cache"), **extra}
-        vars_file = tmp_path / "extra-vars.json"
+        extra = {"pi_image_cache_dir": str(workdir / "cache"), **extra}
+        vars_file = workdir / "extra-vars.json"
         vars_file.write_text(json.dumps(extra))
         argv = [
             ansible_playbook(),
@@ -251,3 +265,9 @@ def flash(tmp_path: Path, inventory: Path) -> Callable[..., PlayResult]:
         return PlayResult(proc.returncode, proc.stdout + proc.stderr)
 
     return play
+
+
+@pytest.fixture
+def flash(tmp_path: Path, inventory: Path) -> Callable[..., PlayResult]:
+    """Run playbooks/flash_pi.yml for the test Pi with the given extra variables (never with a terminal)."""
+    return player(tmp_path, inventory)

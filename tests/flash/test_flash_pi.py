@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,12 @@ from conftest import (
     IMAGE_BYTES,
     ROOT_OFFSET,
     LoopCard,
+    PlayResult,
+    loop_cards,
     needs_root,
+    player,
     run,
+    write_inventory,
 )
 
 pytestmark = [needs_root, pytest.mark.slow]
@@ -47,23 +53,68 @@ def boot_file(card: LoopCard, name: str) -> str:
     ).stdout
 
 
-def test_flash_writes_image_and_cloud_init_seed_without_leaking_passphrase(
-    images, image_server, make_card, flash, tmp_path
-):
-    card = make_card()
-    result = flash(card_vars(images, image_server, card, pi_firstboot_timezone="Europe/Berlin", **WIFI))
-    assert result.rc == 0, result.output
+BOOT_FILES = ("user-data", "network-config", "meta-data", "ssh", "config.txt")
 
+
+@dataclass
+class Flashed:
+    """A card flashed once for the module, and what it and the Pi's cached image held right after that play."""
+
+    card: LoopCard
+    extra: dict
+    play: Callable[..., PlayResult]
+    result: PlayResult
+    written: bytes  # the card's first IMAGE_BYTES
+    boot: dict[str, str | None]  # boot partition files (None: missing)
+    host_image: Path
+    host_image_sha256: str
+    host_image_mode: int
+    host_image_dir_mode: int
+
+
+@pytest.fixture(scope="module")
+def flashed(images, image_server, tmp_path_factory) -> Iterator[Flashed]:
+    """One full flash (Wi-Fi and a time zone) that the content test reads and the re-run test starts from: the
+    re-run test's first play was this same play, so it is run once."""
+    workdir = tmp_path_factory.mktemp("flashed")
+    with loop_cards(workdir) as make_card:
+        card = make_card()
+        play = player(workdir, write_inventory(workdir))
+        extra = card_vars(images, image_server, card, pi_firstboot_timezone="Europe/Berlin", **WIFI)
+        result = play(extra)
+        assert result.rc == 0, result.output
+        host_image = next((workdir / "cache").glob("*/hosts/hgtest-pi.img"))
+        boot: dict[str, str | None] = {}
+        for name in BOOT_FILES:
+            try:
+                boot[name] = boot_file(card, name)
+            except subprocess.CalledProcessError:
+                boot[name] = None
+        yield Flashed(
+            card=card,
+            extra=extra,
+            play=play,
+            result=result,
+            written=card.read(IMAGE_BYTES),
+            boot=boot,
+            host_image=host_image,
+            host_image_sha256=hashlib.sha256(host_image.read_bytes()).hexdigest(),
+            host_image_mode=host_image.stat().st_mode,
+            host_image_dir_mode=host_image.parent.stat().st_mode,
+        )
+
+
+def test_flash_writes_image_and_cloud_init_seed_without_leaking_passphrase(images, flashed: Flashed):
     base = images["xz"].raw.read_bytes()
-    written = card.read(IMAGE_BYTES)
+    written = flashed.written
     assert written[:BOOT_OFFSET] == base[:BOOT_OFFSET], "partition table region differs from the image"
     assert written[ROOT_OFFSET:] == base[ROOT_OFFSET:], "root partition differs from the image"
-    host_image = next((tmp_path / "cache").glob("*/hosts/hgtest-pi.img"))
-    assert hashlib.sha256(written).hexdigest() == hashlib.sha256(host_image.read_bytes()).hexdigest()
-    assert host_image.stat().st_mode & 0o777 == 0o600
-    assert host_image.parent.stat().st_mode & 0o777 == 0o700
+    assert hashlib.sha256(written).hexdigest() == flashed.host_image_sha256
+    assert flashed.host_image_mode & 0o777 == 0o600
+    assert flashed.host_image_dir_mode & 0o777 == 0o700
 
-    user_data = boot_file(card, "user-data")
+    user_data = flashed.boot["user-data"]
+    assert user_data is not None
     assert user_data.startswith("#cloud-config\n")
     ud = yaml.safe_load(user_data)
     assert ud["hostname"] == "hgtest-pi"
@@ -77,7 +128,7 @@ def test_flash_writes_image_and_cloud_init_seed_without_leaking_passphrase(
     assert "passwd" not in admin
     assert "plain_text_passwd" not in admin
 
-    net = yaml.safe_load(boot_file(card, "network-config"))["network"]
+    net = yaml.safe_load(flashed.boot["network-config"] or "")["network"]
     assert net["version"] == 2
     assert net["ethernets"]["eth0"]["dhcp4"] is True
     wlan = net["wifis"]["wlan0"]
@@ -88,22 +139,21 @@ def test_flash_writes_image_and_cloud_init_seed_without_leaking_passphrase(
     ).hex()
     assert ap["password"] == expected_psk
 
-    meta = yaml.safe_load(boot_file(card, "meta-data"))
+    meta = yaml.safe_load(flashed.boot["meta-data"] or "")
     assert meta["instance-id"] == "iid-heliogrid-hgtest-pi"
     assert meta["local-hostname"] == "hgtest-pi"
-    assert boot_file(card, "ssh") == ""
-    assert boot_file(card, "config.txt") == "# test config.txt\narm_64bit=1\n"
+    assert flashed.boot["ssh"] == ""
+    assert flashed.boot["config.txt"] == "# test config.txt\narm_64bit=1\n"
 
     secret = WIFI["pi_firstboot_wifi_passphrase"]
-    assert secret not in result.output, "the Wi-Fi passphrase was logged"
+    assert secret not in flashed.result.output, "the Wi-Fi passphrase was logged"
     assert secret.encode() not in written, "the Wi-Fi passphrase was written to the card in clear"
 
 
-def test_rerun_changes_nothing_until_a_setting_changes(images, image_server, make_card, flash):
-    card = make_card()
-    extra = card_vars(images, image_server, card, **WIFI)
-    assert flash(extra).rc == 0
+def test_rerun_changes_nothing_until_a_setting_changes(flashed: Flashed):
+    card, extra, flash = flashed.card, flashed.extra, flashed.play
     before = card.read(IMAGE_BYTES)
+    assert before == flashed.written  # the first play of this test is the fixture's
 
     again = flash({**extra, "pi_flash_confirm": False})  # no confirmation needed when nothing is erased
     assert again.rc == 0, again.output
@@ -119,10 +169,17 @@ def test_rerun_changes_nothing_until_a_setting_changes(images, image_server, mak
     assert yaml.safe_load(boot_file(card, "user-data"))["timezone"] == "Europe/Madrid"
 
 
-def test_plain_img_without_ssid_configures_ethernet_only(images, image_server, make_card, flash):
-    card = make_card()
-    result = flash(card_vars(images, image_server, card, kind="img"))
+def test_plain_img_without_ssid_configures_ethernet_only_and_the_oversize_override_allows_a_large_card(
+    images, image_server, make_card, flash
+):
+    card = make_card()  # CARD_BYTES, above the 100 MB limit below
+    result = flash(
+        card_vars(
+            images, image_server, card, kind="img", pi_flash_max_device_size="100 MB", pi_flash_allow_oversize=True
+        )
+    )
     assert result.rc == 0, result.output
+    assert not card.untouched()
     assert card.read(IMAGE_BYTES)[ROOT_OFFSET:] == images["img"].raw.read_bytes()[ROOT_OFFSET:]
     net = yaml.safe_load(boot_file(card, "network-config"))["network"]
     assert net["ethernets"]["eth0"]["dhcp4"] is True
@@ -215,15 +272,6 @@ def test_refuses_device_larger_than_limit(images, image_server, make_card, flash
     card = make_card()
     result = flash(card_vars(images, image_server, card, pi_flash_max_device_size="100 MB"))
     refused(result, card, f"is {CARD_BYTES} bytes", "larger than pi_flash_max_device_size")
-
-
-def test_oversize_override_allows_large_device(images, image_server, make_card, flash):
-    card = make_card()
-    result = flash(
-        card_vars(images, image_server, card, pi_flash_max_device_size="100 MB", pi_flash_allow_oversize=True)
-    )
-    assert result.rc == 0, result.output
-    assert not card.untouched()
 
 
 def test_refuses_to_erase_without_confirmation_and_terminal(images, image_server, make_card, flash):

@@ -188,6 +188,9 @@ class DevChain:
         pubkey = keys.PrivateKey(bytes.fromhex(SEALER_NODEKEY)).public_key.to_hex()[2:]
         config = self.workdir / "rpc.toml"
         config.write_text(f'[Node.P2P]\nStaticNodes = ["enode://{pubkey}@127.0.0.1:{self.p2p_port}"]\n')
+        # geth dials a static node once and, if that fails, again only 35 s later (p2p dialHistoryExpiration):
+        # start the RPC node once the sealer listens.
+        self._wait(self._sealer_listens, timeout, "sealer")
         self._spawn(
             "rpc",
             [
@@ -195,6 +198,10 @@ class DevChain:
                 str(config),
                 "--port",
                 str(free_port()),
+                # geth syncs from fewer than min(5, maxpeers) peers only after a 10 s force-sync timer; the RPC
+                # node has exactly one peer, the sealer, so it syncs at once when the two are peered.
+                "--maxpeers",
+                "1",
                 "--http",
                 "--http.addr",
                 "127.0.0.1",
@@ -223,6 +230,15 @@ class DevChain:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"dev chain not ready within {timeout}s: {self.log(node).read_text()[-2000:]}")
+
+    def _sealer_listens(self) -> bool:
+        if "sealer" not in self.processes:
+            return True  # the sealer runs elsewhere (or not yet): nothing to wait for here
+        try:
+            with socket.create_connection(("127.0.0.1", self.p2p_port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def block_number(self) -> int:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()

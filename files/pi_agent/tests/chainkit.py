@@ -8,6 +8,7 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
+from web3.utils import get_create_address
 
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
 TARIFF = 10**18
@@ -23,41 +24,52 @@ def artifact(name: str) -> dict[str, Any]:
     return json.loads((BUILD / f"{name}.json").read_text())
 
 
-def send(w3: Web3, key: str, tx: dict[str, Any]) -> Any:
+def submit(w3: Web3, key: str, tx: dict[str, Any], nonce: int | None = None) -> Any:
+    """Sign and send `tx` (at the account's next pending nonce unless given); returns its hash."""
     account = Account.from_key(key)
     tx = {
         "from": account.address,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "gas": 5_000_000,
         "chainId": w3.eth.chain_id,
         **tx,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending") if nonce is None else nonce,
     }
     if "maxFeePerGas" not in tx:
         tx["gasPrice"] = w3.eth.gas_price
-    signed = account.sign_transaction(tx)
-    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60)
-    assert receipt["status"] == 1, f"transaction failed: {tx}"
-    return receipt
+    return w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+
+
+def mined(w3: Web3, *tx_hashes: Any) -> list[Any]:
+    """The receipts of transactions sent together (on a Clique chain they share a block), each one successful."""
+    receipts = [w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60) for tx_hash in tx_hashes]
+    for tx_hash, receipt in zip(tx_hashes, receipts, strict=True):
+        assert receipt["status"] == 1, f"transaction {tx_hash.to_0x_hex()} failed"
+    return receipts
+
+
+def send(w3: Web3, key: str, tx: dict[str, Any]) -> Any:
+    return mined(w3, submit(w3, key, tx))[0]
 
 
 def call(w3: Web3, key: str, fn: Any) -> Any:
-    account = Account.from_key(key)
-    return send(
-        w3,
-        key,
-        fn.build_transaction({"from": account.address, "gas": 5_000_000, "nonce": 0})
-        | {"nonce": w3.eth.get_transaction_count(account.address, "pending")},
+    return send(w3, key, _call_tx(key, fn))
+
+
+def _call_tx(key: str, fn: Any) -> dict[str, Any]:
+    return fn.build_transaction({"from": Account.from_key(key).address, "gas": 5_000_000, "nonce": 0})
+
+
+def _deploy_tx(w3: Web3, key: str, name: str, *args: Any) -> dict[str, Any]:
+    art = artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    return factory.constructor(*args).build_transaction(
+        {"from": Account.from_key(key).address, "gas": 6_000_000, "nonce": 0}
     )
 
 
 def deploy(w3: Web3, key: str, name: str, *args: Any) -> Any:
-    art = artifact(name)
-    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-    account = Account.from_key(key)
-    tx = factory.constructor(*args).build_transaction({"from": account.address, "gas": 6_000_000, "nonce": 0})
-    tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
-    receipt = send(w3, key, tx)
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+    receipt = send(w3, key, _deploy_tx(w3, key, name, *args))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact(name)["abi"])
 
 
 def setup_market(
@@ -65,10 +77,32 @@ def setup_market(
 ) -> dict[str, Any]:
     """Token + market, the meter registered, a deployment record written; returns handles."""
     admin = Account.from_key(ADMIN_KEY).address
-    token = deploy(w3, ADMIN_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin)
-    market = deploy(w3, ADMIN_KEY, "EnergyMarket", token.address, admin, TARIFF, tolerance)
-    call(w3, ADMIN_KEY, token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address))
-    call(w3, ADMIN_KEY, market.functions.registerMeter(meter, owner, capacity_watts))
+    # Sent in two batches of consecutive nonces rather than one by one: on a 1 s Clique chain every
+    # transaction waited for takes about two blocks. The market is deployed with the token's address-to-be.
+    nonce = w3.eth.get_transaction_count(admin, "pending")
+    token_address = get_create_address(admin, nonce)
+    deployed = mined(
+        w3,
+        submit(w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin), nonce),
+        submit(
+            w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyMarket", token_address, admin, TARIFF, tolerance), nonce + 1
+        ),
+    )
+    assert deployed[0]["contractAddress"] == token_address
+    token = w3.eth.contract(address=token_address, abi=artifact("EnergyToken")["abi"])
+    market = w3.eth.contract(address=deployed[1]["contractAddress"], abi=artifact("EnergyMarket")["abi"])
+    mined(
+        w3,
+        submit(
+            w3,
+            ADMIN_KEY,
+            _call_tx(ADMIN_KEY, token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address)),
+            nonce + 2,
+        ),
+        submit(
+            w3, ADMIN_KEY, _call_tx(ADMIN_KEY, market.functions.registerMeter(meter, owner, capacity_watts)), nonce + 3
+        ),
+    )
     if ask_price:
         call(w3, METER_KEY, market.functions.setAskPrice(ask_price))
     record = {

@@ -20,6 +20,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware, SignAndSendRawMiddlewareBuilder
+from web3.utils import get_create_address
 
 from conftest import REPO, SECRET, TARIFF, TOLERANCE, artifact
 from heliogrid_stats.api import create_app
@@ -75,27 +76,27 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
     sealer, meter = Account.from_key(chain.sealer.key), Account.from_key(METER_KEY)
     w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build([sealer, meter]), layer=0)
 
-    def send(call, sender: str) -> dict:
-        receipt = w3.eth.wait_for_transaction_receipt(call.transact({"from": sender}), timeout=60)
-        assert receipt["status"] == 1
-        return receipt
+    def mined(*tx_hashes) -> list[dict]:
+        receipts = [w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60) for tx_hash in tx_hashes]
+        assert [r["status"] for r in receipts] == [1] * len(receipts)
+        return receipts
 
+    # Transactions go in batches of consecutive nonces (each one waited for alone takes about two 1 s blocks):
+    # the token and the market (given the token's address-to-be), then the minter role and the meter.
     token_art, market_art = artifact("EnergyToken"), artifact("EnergyMarket")
-    receipt = send(
-        w3.eth.contract(abi=token_art["abi"], bytecode=token_art["bytecode"]).constructor(
-            "HelioGrid Energy", "HGE", sealer.address
-        ),
-        sealer.address,
+    token_address = get_create_address(sealer.address, w3.eth.get_transaction_count(sealer.address, "pending"))
+    token_tx = w3.eth.contract(abi=token_art["abi"], bytecode=token_art["bytecode"]).constructor(
+        "HelioGrid Energy", "HGE", sealer.address
     )
-    token = w3.eth.contract(address=receipt["contractAddress"], abi=token_art["abi"])
-    receipt = send(
-        w3.eth.contract(abi=market_art["abi"], bytecode=market_art["bytecode"]).constructor(
-            token.address, sealer.address, TARIFF, TOLERANCE
-        ),
-        sealer.address,
+    market_tx = w3.eth.contract(abi=market_art["abi"], bytecode=market_art["bytecode"]).constructor(
+        token_address, sealer.address, TARIFF, TOLERANCE
     )
+    token_receipt, receipt = mined(
+        token_tx.transact({"from": sealer.address}), market_tx.transact({"from": sealer.address})
+    )
+    assert token_receipt["contractAddress"] == token_address
+    token = w3.eth.contract(address=token_address, abi=token_art["abi"])
     market = w3.eth.contract(address=receipt["contractAddress"], abi=market_art["abi"])
-    send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address), sealer.address)
     contracts = tmp_path / "contracts.json"
     contracts.write_text(
         json.dumps(
@@ -105,9 +106,17 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
             }
         )
     )
-    send(market.functions.registerMeter(meter.address, sealer.address, MAX_CAPACITY), sealer.address)
-    time.sleep(3)
-    send(market.functions.reportProduction(2_500), meter.address)
+    _, registered = mined(
+        token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address).transact(
+            {"from": sealer.address}
+        ),
+        market.functions.registerMeter(meter.address, sealer.address, MAX_CAPACITY).transact({"from": sealer.address}),
+    )
+    # At MAX_CAPACITY one second since the registration allows far more than 2.5 kWh; transact() estimates the
+    # gas at the head's time, so the head must be past the registration's block (was a fixed 3 s sleep).
+    registered_at = w3.eth.get_block(registered["blockNumber"])["timestamp"]
+    wait_for("a block after the registration", lambda: w3.eth.get_block("latest")["timestamp"] > registered_at)
+    mined(market.functions.reportProduction(2_500).transact({"from": meter.address}))
 
     config = StatsConfig(
         contracts_file=contracts,
