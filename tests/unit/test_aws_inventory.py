@@ -33,8 +33,10 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     (inventories / "pis" / "hosts.yml").write_text(
         yaml.safe_dump({"all": {"children": {"pis": {"hosts": {"pi-1": {}}}}}})
     )
-    config = tmp_path / "ansible.cfg"  # the project's, without the lab's vault password script
-    config.write_text(re.sub(r"(?m)^vault_identity_list.*$", "", (ROOT / "ansible.cfg").read_text()))
+    # The project's ansible.cfg, without the lab's vault password script, its plugin folders named from here.
+    config = tmp_path / "ansible.cfg"
+    text = re.sub(r"(?m)^vault_identity_list.*$", "", (ROOT / "ansible.cfg").read_text())
+    config.write_text(re.sub(r"(?m)^(\w+_plugins) = (plugins/\S+)$", rf"\1 = {ROOT}/\2", text))
     command = [str(Path(sys.executable).parent / "ansible"), "-i", "inventories/aws", "-i", "inventories/pis", "all"]
     command += ["-m", "ansible.builtin.debug", "-a", f"msg={{{{ {SHOWN} | to_json }}}}", "--one-line"]
     command += ["-e", f"vault_deployer_address={DEPLOYER}"]
