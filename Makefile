@@ -72,6 +72,7 @@ lint: venv
 	ansible-lint --profile production
 	@for pb in $(PLAYBOOKS); do ansible-playbook --syntax-check $$pb >/dev/null || exit 1; done; \
 	  echo "syntax-check: $(words $(PLAYBOOKS)) playbooks ok"
+	@ansible-playbook -i inventories/example site.yml --syntax-check >/dev/null && echo "syntax-check: inventories/example ok"
 
 # Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
 # Each test folder runs in its own pytest process: their conftest modules share a name.

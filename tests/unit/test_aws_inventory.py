@@ -43,7 +43,13 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     result = subprocess.run(
         command,
         cwd=tmp_path,
-        env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
+        # Plain Ansible: the copied configuration's strategy_plugins (Mitogen) is a path relative to the repository.
+        env={
+            "ANSIBLE_CONFIG": str(config),
+            "ANSIBLE_STRATEGY": "linear",
+            "HELIOGRID_NETWORK": "solar",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
     )

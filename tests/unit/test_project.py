@@ -8,26 +8,15 @@ import sys
 from pathlib import Path
 
 import yaml
-from ansible.module_utils.compat.version import LooseVersion
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def satisfies(version: str, spec: str) -> bool:
-    checks = {
-        ">=": lambda a, b: a >= b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        "<": lambda a, b: a < b,
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-    }
-    for clause in spec.split(","):
-        clause = clause.strip()
-        op = next(o for o in (">=", "<=", "==", "!=", ">", "<") if clause.startswith(o))
-        if not checks[op](LooseVersion(version), LooseVersion(clause[len(op) :].strip())):
-            return False
-    return True
+    # A collection's pre-release (10.2.0-dev0) satisfies a range as any other version, as with Galaxy's own check.
+    return SpecifierSet(spec).contains(Version(version), prereleases=True)
 
 
 def test_requirements_are_satisfied_by_the_bundled_collections():
