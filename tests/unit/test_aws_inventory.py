@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.ansible_config import scratch_config
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYER = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
 SHOWN = "[clique_genesis_sealers, clique_genesis_alloc, heliogrid_state_dir, geth_ethstats_url, geth_archive_sha256]"
@@ -33,23 +35,14 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     (inventories / "pis" / "hosts.yml").write_text(
         yaml.safe_dump({"all": {"children": {"pis": {"hosts": {"pi-1": {}}}}}})
     )
-    # The project's ansible.cfg, without the lab's vault password script, its plugin folders named from here.
-    config = tmp_path / "ansible.cfg"
-    text = re.sub(r"(?m)^vault_identity_list.*$", "", (ROOT / "ansible.cfg").read_text())
-    config.write_text(re.sub(r"(?m)^(\w+_plugins) = (plugins/\S+)$", rf"\1 = {ROOT}/\2", text))
+    config = scratch_config(tmp_path)
     command = [str(Path(sys.executable).parent / "ansible"), "-i", "inventories/aws", "-i", "inventories/pis", "all"]
     command += ["-m", "ansible.builtin.debug", "-a", f"msg={{{{ {SHOWN} | to_json }}}}", "--one-line"]
     command += ["-e", f"vault_deployer_address={DEPLOYER}"]
     result = subprocess.run(
         command,
         cwd=tmp_path,
-        # Plain Ansible: the copied configuration's strategy_plugins (Mitogen) is a path relative to the repository.
-        env={
-            "ANSIBLE_CONFIG": str(config),
-            "ANSIBLE_STRATEGY": "linear",
-            "HELIOGRID_NETWORK": "solar",
-            "PATH": "/usr/bin:/bin",
-        },
+        env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
     )

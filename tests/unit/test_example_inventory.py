@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.ansible_config import scratch_config
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example"
 MINERS = [f"solar-miner-{n}" for n in (1, 2, 3)]
@@ -87,8 +89,7 @@ def render(tmp_path: Path, *extra: str) -> dict[str, dict]:
         "stats": {"hosts": {"solar-stats-1": {"host_public_address": "192.0.2.21"}}},
     }
     (inventories / "aws" / "ec2.yml").write_text(yaml.safe_dump({"all": {"children": {"cloud": {"children": ec2}}}}))
-    config = tmp_path / "ansible.cfg"  # the project's, without the lab's vault password script
-    config.write_text(re.sub(r"(?m)^vault_identity_list.*$", "", (ROOT / "ansible.cfg").read_text()))
+    config = scratch_config(tmp_path)
     shown = "{{ dict(%s | zip(%s)) | to_json }}"
     found: dict[str, dict] = {}
     for pattern, names in (("all", SHOWN), ("pis", PI_SHOWN)):
@@ -99,13 +100,7 @@ def render(tmp_path: Path, *extra: str) -> dict[str, dict]:
         result = subprocess.run(
             command,
             cwd=tmp_path,
-            # Plain Ansible: the copied configuration's strategy_plugins (Mitogen) is a path relative to the repository.
-            env={
-                "ANSIBLE_CONFIG": str(config),
-                "ANSIBLE_STRATEGY": "linear",
-                "HELIOGRID_NETWORK": "solar",
-                "PATH": "/usr/bin:/bin",
-            },
+            env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
         )
