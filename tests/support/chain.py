@@ -170,6 +170,9 @@ class Contracts:
     def tariff(self, block: int | str = "latest") -> int:
         return int(self.market.functions.tariff().call(block_identifier=block))
 
+    def tolerance_percent(self, block: int | str = "latest") -> int:
+        return int(self.market.functions.tolerancePercent().call(block_identifier=block))
+
     def total_supply(self, block: int | str = "latest") -> int:
         return int(self.token.functions.totalSupply().call(block_identifier=block))
 

@@ -156,9 +156,13 @@ def extra_host(tmp_path: Path) -> Iterator:
 def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
     inventory = extra_host("pi4", "10.213.7.34", "trixie-amd64", "pis")
     sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
+    reader = Contracts("stats1")
+    market_before = (reader.tariff(), reader.tolerance_percent())
     run = lab.playbook("site.yml", *sources, "--limit", "pi4")
     assert run.returncode == 0, run.output[-3000:]
     assert {h: r["changed"] for h, r in run.recap.items() if h != "pi4" and r["changed"]} == {}, "only pi4 changes"
+    # The contracts play runs delegated from pi4 in this run: it must still deploy with the deployer's settings.
+    assert (reader.tariff(), reader.tolerance_percent()) == market_before, "the limited run changed the market"
     miners = set(node_ids(lab.inventory_hosts("miners")).values())
     assert eventually(lambda: {p["id"] for p in attach("pi4", "admin.peers")} & miners, timeout=6 * PERIOD)
     head = attach("miner1", "eth.blockNumber")
@@ -168,7 +172,6 @@ def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
     # The same limited run registered pi4's meter (the contracts play): the chain knows the agent's account.
     status = eventually(lambda: agents.status("pi4"), timeout=60)
     assert status, "pi4: the agent does not answer on its LAN page"
-    reader = Contracts("stats1")
     try:
         registered = {m.lower() for m in reader.registered_meters()}
         assert status["address"].lower() in registered, f"pi4's meter {status['address']} is not registered"
