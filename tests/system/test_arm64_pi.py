@@ -11,13 +11,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support import lab
+from tests.support.agent_unit import HARDENING, SERVICE, UNIT, VENV, unit_settings
 
 PI = "pi1"  # inventories/lab/hosts.yml: lab_image trixie-arm64
 CONTAINER = f"hg-{PI}"
-# roles/pi_agent defaults (the lab does not change them)
-VENV = "/opt/heliogrid-agent/venv"
-UNIT = "/etc/systemd/system/heliogrid-agent.service"
-SERVICE = "heliogrid-agent"
 # The arm64 lab image's drop-in for every service: qemu-user cannot build mount namespaces (lab/build-image.sh).
 EMULATION_DROP_IN = "/etc/systemd/system/service.d/10-emulated-no-mount-namespace.conf"
 
@@ -48,18 +45,8 @@ def test_pi1_is_arm64_and_its_agent_runs_on_aarch64_wheels(arm64_pi):
 
 def test_pi1_runs_the_hardened_unit_with_only_the_emulation_drop_in(arm64_pi):
     # The unit as installed, which a real Pi runs: the emulated image switches its mount namespace off.
-    unit = dict(line.split("=", 1) for line in run("cat", UNIT).splitlines() if "=" in line)
-    hardening = {
-        "NoNewPrivileges": "true",
-        "ProtectSystem": "strict",
-        "ReadWritePaths": "/var/lib/heliogrid-agent",
-        "ProtectHome": "true",
-        "PrivateTmp": "true",
-        "PrivateDevices": "true",
-        "CapabilityBoundingSet": "",
-        "UMask": "0077",
-    }
-    assert {key: unit.get(key) for key in hardening} == hardening
+    unit = unit_settings(run("cat", UNIT))
+    assert {key: unit.get(key) for key in HARDENING} == HARDENING
     props = dict(
         line.split("=", 1)
         for line in run(

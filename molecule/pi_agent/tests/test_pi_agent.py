@@ -10,11 +10,10 @@ import subprocess
 import time
 import urllib.request
 
-VENV = "/opt/heliogrid-agent/venv"
+from tests.support.agent_unit import HARDENING, UNIT, USER, VENV, unit_settings
+
 AGENT = f"{VENV}/bin/heliogrid-agent"
 CONFIG = "/etc/heliogrid-agent/agent.toml"
-UNIT = "/etc/systemd/system/heliogrid-agent.service"
-USER = "heliogrid-agent"
 
 
 def metric(host, name: str) -> float:
@@ -85,18 +84,8 @@ def test_agent_runs_as_its_user_and_starts_at_boot(host):
 
 def test_unit_is_hardened_and_ordered_after_geth(host):
     # The unit as installed...
-    unit = dict(line.split("=", 1) for line in host.file(UNIT).content_string.splitlines() if "=" in line)
-    hardening = {
-        "NoNewPrivileges": "true",
-        "ProtectSystem": "strict",
-        "ReadWritePaths": "/var/lib/heliogrid-agent",
-        "ProtectHome": "true",
-        "PrivateTmp": "true",
-        "PrivateDevices": "true",
-        "CapabilityBoundingSet": "",
-        "UMask": "0077",
-    }
-    assert {key: unit.get(key) for key in hardening} == hardening
+    unit = unit_settings(host.file(UNIT).content_string)
+    assert {key: unit.get(key) for key in HARDENING} == HARDENING
     # ...is what systemd runs: no drop-in overrides it, and the sandbox is in force (amd64 builds mount namespaces).
     props = dict(
         line.split("=", 1)
