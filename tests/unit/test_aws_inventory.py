@@ -6,17 +6,14 @@ hostvars that source sets), next to a Pis inventory as docs/operator-guide-aws.m
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.ansible_config import scratch_config
+from tests.support.ansible_config import show
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYER = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
@@ -35,24 +32,9 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     (inventories / "pis" / "hosts.yml").write_text(
         yaml.safe_dump({"all": {"children": {"pis": {"hosts": {"pi-1": {}}}}}})
     )
-    config = scratch_config(tmp_path)
-    command = [str(Path(sys.executable).parent / "ansible"), "-i", "inventories/aws", "-i", "inventories/pis", "all"]
-    command += ["-m", "ansible.builtin.debug", "-a", f"msg={{{{ {SHOWN} | to_json }}}}", "--one-line"]
-    command += ["-e", f"vault_deployer_address={DEPLOYER}"]
-    result = subprocess.run(
-        command,
-        cwd=tmp_path,
-        env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
+    return show(
+        tmp_path, ["inventories/aws", "inventories/pis"], "all", SHOWN, "-e", f"vault_deployer_address={DEPLOYER}"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = {}
-    for line in result.stdout.splitlines():
-        host, _, rest = line.partition(" | SUCCESS => ")
-        if rest:
-            found[host] = json.loads(json.loads(rest)["msg"])
-    return found
 
 
 @pytest.mark.parametrize(

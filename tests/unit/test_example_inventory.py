@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.ansible_config import scratch_config
+from tests.support.ansible_config import show
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example"
@@ -89,26 +87,15 @@ def render(tmp_path: Path, *extra: str) -> dict[str, dict]:
         "stats": {"hosts": {"solar-stats-1": {"host_public_address": "192.0.2.21"}}},
     }
     (inventories / "aws" / "ec2.yml").write_text(yaml.safe_dump({"all": {"children": {"cloud": {"children": ec2}}}}))
-    config = scratch_config(tmp_path)
-    shown = "{{ dict(%s | zip(%s)) | to_json }}"
     found: dict[str, dict] = {}
     for pattern, names in (("all", SHOWN), ("pis", PI_SHOWN)):
-        command = [str(Path(sys.executable).parent / "ansible"), "-i", "inventories/aws", "-i", "inventories/home"]
-        command += [pattern, "-m", "ansible.builtin.debug", "--one-line", "-e", f"vault_deployer_address={DEPLOYER}"]
         values = [f"{name} | default(None)" if name in ROLE_DEFAULTS else name for name in names]
-        command += ["-a", "msg=" + shown % (json.dumps(names), "[" + ", ".join(values) + "]"), *extra]
-        result = subprocess.run(
-            command,
-            cwd=tmp_path,
-            env={"ANSIBLE_CONFIG": str(config), "HELIOGRID_NETWORK": "solar", "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        for line in result.stdout.splitlines():
-            host, _, rest = line.partition(" | SUCCESS => ")
-            if rest:
-                found.setdefault(host, {}).update(json.loads(json.loads(rest)["msg"]))
+        expression = f"dict({json.dumps(names)} | zip([{', '.join(values)}]))"
+        extras = ("-e", f"vault_deployer_address={DEPLOYER}", *extra)
+        for host, shown in show(
+            tmp_path, ["inventories/aws", "inventories/home"], pattern, expression, *extras
+        ).items():
+            found.setdefault(host, {}).update(shown)
     return found
 
 
