@@ -141,7 +141,8 @@ def test_the_table_holds_20_cases_or_more_and_6_of_every_kind() -> None:
 
 # -- a wheelhouse serving other bytes under the locked names ------------------------------------------------------
 # Not a row of the table: the role has created the user and the venv by the time pip refuses. What must not change is
-# the venv: pip checks every file against the lock before it installs any.
+# the venv: pip checks every file against the lock before it installs any. One impostor per run: pip names only the
+# first mismatch it meets, so a wheelhouse with two would show one of them refused.
 
 WHEELHOUSE = Path(os.environ.get("HELIOGRID_CACHE") or Path.home() / ".cache" / "heliogrid") / "wheelhouse" / "current"
 
