@@ -18,7 +18,7 @@ IMAGES := trixie-amd64 bookworm-amd64 trixie-arm64
 IMAGE_TARGETS := $(addprefix image-,$(IMAGES))
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help setup host venv images $(IMAGE_TARGETS) geth wheels lab-up lab-down lab-status demo test lint unit integration molecule system bench clean
+.PHONY: help setup host venv images $(IMAGE_TARGETS) geth wheels locks lab-up lab-down lab-status demo test lint unit integration molecule system bench clean
 
 help:
 	@echo "make demo        set up everything, bring up the lab, apply site.yml, print where to look"
@@ -50,6 +50,10 @@ geth: host
 
 wheels: venv
 	@lab/build-wheelhouse.sh
+
+# After changing a dependency of files/*/pyproject.toml: the hashed locks the roles and the wheelhouse install from.
+locks: venv
+	@lab/compile-locks.sh
 
 lab-up: setup
 	$(PY) lab/lab.py up

@@ -146,6 +146,11 @@ class ThrowawayHost:
             "pi_agent_ui_listen_address": "192.168.1.31",
             "pi_agent_pip_find_links": ["file:///srv/wheels/"],
             "pi_agent_pip_no_index": True,
+            "pi_agent_package_sha256": "a" * 64,
+            # A valid stats host (inventories/lab/group_vars/all/wheelhouse.yml).
+            "stats_app_pip_find_links": ["file:///srv/wheels/"],
+            "stats_app_pip_no_index": True,
+            "stats_app_package_sha256": "b" * 64,
             # A valid deployer (inventories/lab/group_vars/deployer/contracts.yml and its vault).
             "contracts_deployer_private_key": "{{ vault_contracts_deployer_private_key }}",
             "vault_contracts_deployer_private_key": "0x" + "00" * 31 + "01",

@@ -6,10 +6,14 @@ The table is the test: add a row to cover another input. test-results/bad_inputs
 
 from __future__ import annotations
 
+import os
+import shutil
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from conftest import UNSET, AgentToml, Call, Inventory, Outcome, Raw
+from conftest import UNSET, AgentToml, Call, Inventory, Outcome, Raw, podman
 
 INVENTORY = "inventory"  # variables in group_vars, applied with the real playbook to a throwaway container
 AGENT = "agent config"  # a Pi's agent.toml, read by `heliogrid-agent run`
@@ -48,6 +52,14 @@ CASES = [
          "pi_agent_ui_port is '70000', expected a TCP port in 1..65535"),
     Case(INVENTORY, "owner address cut short", Inventory("pi_agent.yml", {"pi_agent_owner_address": "0x2B5AD5c4795c"}),
          "pi_agent_owner_address is '0x2B5AD5c4795c', expected an account address (0x and 40 hex digits)"),
+    Case(INVENTORY, "agent packages from no named source (pip's default would be PyPI)",
+         Inventory("pi_agent.yml", {"pi_agent_pip_find_links": UNSET, "pi_agent_pip_no_index": UNSET}),
+         "pi_agent: heliogrid-agent would come from public PyPI, where anyone may publish that name"),
+    Case(INVENTORY, "agent wheel's digest not pinned", Inventory("pi_agent.yml", {"pi_agent_package_sha256": UNSET}),
+         "pi_agent_package_sha256 is '', expected the sha256 (64 lowercase hex digits) of the heliogrid-agent 0.1.0"),
+    Case(INVENTORY, "stats wheelhouse named but PyPI not ruled out",
+         Inventory("stats.yml", {"stats_app_pip_no_index": False}),
+         "stats_app: heliogrid-stats would come from public PyPI, where anyone may publish that name"),
     Case(INVENTORY, "deployer key's vault secret missing",
          Inventory("contracts.yml", {"vault_contracts_deployer_private_key": UNSET}),
          "'vault_contracts_deployer_private_key' is undefined"),
@@ -125,3 +137,55 @@ def test_the_table_holds_20_cases_or_more_and_6_of_every_kind() -> None:
     assert all(sum(case.kind == kind for case in CASES) >= 6 for kind in inputs)
     assert all(isinstance(case.bad, inputs[case.kind]) for case in CASES)
     assert len({(case.kind, case.name) for case in CASES}) == len(CASES)
+
+
+# -- a wheelhouse serving other bytes under the locked names ------------------------------------------------------
+# Not a row of the table: the role has created the user and the venv by the time pip refuses. What must not change is
+# the venv: pip checks every file against the lock before it installs any. One impostor per run: pip names only the
+# first mismatch it meets, so a wheelhouse with two would show one of them refused.
+
+WHEELHOUSE = Path(os.environ.get("HELIOGRID_CACHE") or Path.home() / ".cache" / "heliogrid") / "wheelhouse" / "current"
+
+
+def tamper(wheel: Path) -> None:
+    """Add a module to a wheel: the same name and version with other bytes, as an impostor's upload would be."""
+    top = wheel.name.split("-")[0]
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr(f"{top}/_impostor.py", "import os\nos.system('id > /tmp/owned')\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        pytest.param("heliogrid_agent-*-py3-none-any.whl", id="the agent's own name (dependency confusion)"),
+        pytest.param("web3-*-py3-none-any.whl", id="a locked dependency"),
+    ],
+)
+def test_a_wheel_whose_hash_differs_is_refused_and_the_venv_gets_nothing(pattern, throwaway_host, tmp_path) -> None:
+    if not (WHEELHOUSE / ".complete").exists():
+        pytest.fail(f"needs the wheelhouse {WHEELHOUSE} (make wheels)")
+    agent = next(WHEELHOUSE.glob("heliogrid_agent-*-py3-none-any.whl"))
+    digest = (WHEELHOUSE / f"{agent.name}.sha256").read_text().split()[0]  # the one the operator pinned
+    copy = tmp_path / "wheelhouse"
+    shutil.copytree(WHEELHOUSE, copy)
+    tampered = next(copy.glob(pattern))
+    tamper(tampered)
+    served = f"/srv/{tmp_path.name}"
+    podman("cp", str(copy), f"{throwaway_host.container}:{served}")
+
+    outcome = throwaway_host.apply(
+        "pi_agent.yml", {"pi_agent_pip_find_links": [f"file://{served}/"], "pi_agent_package_sha256": digest}
+    )
+    throwaway_host.last = None  # this case changed the container: the next one takes its own "before"
+
+    assert outcome.refused, outcome.message[-2000:]
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in outcome.message, outcome.message[-3000:]
+    assert tampered.name in outcome.message, outcome.message[-3000:]
+    installed = podman(
+        "exec", throwaway_host.container, "/opt/heliogrid-agent/venv/bin/python", "-c",
+        "import importlib.util as u; print([m for m in ('heliogrid_agent', 'web3') if u.find_spec(m)])",
+    ).stdout.strip()  # fmt: skip
+    assert installed == "[]", f"the refused install left {installed} in the venv"
+    retry = podman("exec", throwaway_host.container, "test", "-e", "/opt/heliogrid-agent/requirements.txt", check=False)
+    assert retry.returncode != 0, "the next run would not install again: requirements.txt of the refused install kept"

@@ -34,6 +34,8 @@ SHOWN = [
     "pi_agent_pip_no_index",
     "stats_app_pip_find_links",
     "stats_app_pip_no_index",
+    "pi_agent_package_sha256",
+    "stats_app_package_sha256",
 ]
 PI_SHOWN = [
     "ansible_user",
@@ -66,6 +68,8 @@ def role_pattern(path: str, pattern: str) -> re.Pattern[str]:
 
 
 SHA256 = role_pattern("geth/tasks/validate.yml", "^[0-9a-f]{64}$")
+AGENT_SHA256 = role_pattern("pi_agent/tasks/validate.yml", "^[0-9a-f]{64}$")
+STATS_SHA256 = role_pattern("stats_app/tasks/validate.yml", "^[0-9a-f]{64}$")
 IMAGE_SHA256 = role_pattern("pi_image/tasks/validate.yml", "^[0-9a-f]{64}$")
 OWNER = role_pattern("pi_agent/tasks/validate.yml", "^0x[0-9a-fA-F]{40}$")
 ADDRESS = role_pattern("clique_genesis/tasks/validate.yml", "^(0x)?[0-9a-fA-F]{40}$")
@@ -118,6 +122,11 @@ def test_what_the_operator_fills_in_is_refused_until_then(hosts) -> None:
         assert found["pi_agent_pip_find_links"] == [], host
         assert found["stats_app_pip_no_index"] is True, host
         assert found["stats_app_pip_find_links"] == [], host
+        # The digests of the wheels the operator builds: placeholders until then.
+        assert "FILL-IN" in found["pi_agent_package_sha256"], host
+        assert not AGENT_SHA256.match(found["pi_agent_package_sha256"]), host
+        assert "FILL-IN" in found["stats_app_package_sha256"], host
+        assert not STATS_SHA256.match(found["stats_app_package_sha256"]), host
     for pi in PIS:
         found = hosts[pi]
         assert "FILL-IN" in found["pi_image_url"], pi

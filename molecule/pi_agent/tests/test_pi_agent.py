@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 from tests.support.agent_unit import HARDENING, UNIT, USER, VENV, unit_settings
+from tests.support.venv_lock import unexpected
 
 AGENT = f"{VENV}/bin/heliogrid-agent"
 CONFIG = "/etc/heliogrid-agent/agent.toml"
@@ -55,6 +56,12 @@ def test_venv_holds_the_pinned_package(host):
     )
     assert version == "0.1.0"
     assert host.file(VENV).user == "root"
+
+
+def test_venv_holds_exactly_what_the_lock_pins(host):
+    """pip installed with --require-hashes from the lock and the agent wheel's digest: nothing else is in the venv."""
+    assert unexpected(host, VENV, "files/pi_agent/requirements.lock", "heliogrid-agent", "0.1.0") == {}
+    assert "--hash=sha256:" in host.file("/opt/heliogrid-agent/requirements.txt").content_string
 
 
 def test_key_files_are_private_to_the_agent_user(host):

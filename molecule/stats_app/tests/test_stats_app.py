@@ -21,6 +21,8 @@ import testinfra
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.support.venv_lock import unexpected
+
 STATE = Path(os.environ["MOLECULE_STATS_STATE_DIR"])
 RECORD = json.loads((STATE / "contracts.json").read_text())
 SECRET_FILE = STATE / "ethstats.secret"
@@ -152,6 +154,12 @@ def test_nginx_listens_on_80_and_not_443_without_a_certificate(http_host):
     assert not [s for s in listening if s.endswith(":443")]
     assert http_host.service("nginx").is_running
     assert http_host.service("nginx").is_enabled
+
+
+def test_venv_holds_exactly_what_the_lock_pins(http_host):
+    """pip installed with --require-hashes from the lock and the app wheel's digest: nothing else is in the venv."""
+    venv = "/opt/heliogrid-stats/venv"
+    assert unexpected(http_host, venv, "files/stats_app/requirements.lock", "heliogrid-stats", "0.1.0") == {}
 
 
 def test_unit_is_hardened_and_active(http_host):
