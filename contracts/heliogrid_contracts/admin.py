@@ -31,6 +31,7 @@ class AdminSpec:
     """What the admin wants; None leaves a setting as it is."""
 
     registrar: str | None = None  # the only account left with REGISTRAR_ROLE
+    minter_follows_record: bool = False  # the recorded market becomes the token's only minter (after a migration)
     paused: bool | None = None
     tariff: int | None = None
     tolerance_percent: int | None = None
@@ -42,12 +43,16 @@ class AdminSpec:
             return None if value in (None, "") else value
 
         paused = given("paused")
+        follows = data.get("minter_follows_record") or False
+        if not isinstance(follows, bool):
+            raise DeployError(f"minter_follows_record: expected true or false, got {follows!r}")
         if paused is not None and not isinstance(paused, bool):
             raise DeployError(f"paused: expected true, false or null, got {paused!r}")
         registrar, tariff, tolerance = given("registrar"), given("tariff"), given("tolerance_percent")
         return cls(
             registrar=None if registrar is None else _address(registrar, "registrar"),
             paused=paused,
+            minter_follows_record=follows,
             tariff=None if tariff is None else _int(tariff, "tariff", 0, MAX_TARIFF),
             tolerance_percent=None
             if tolerance is None
@@ -60,12 +65,26 @@ class Admin(Signer):
 
     key_name = "admin private key"
 
-    def registrars(self, market: Contract, from_block: int) -> list[str]:
-        """Every account that holds REGISTRAR_ROLE now (AccessControl keeps no list: read the grants)."""
-        role = market.functions.REGISTRAR_ROLE().call()
-        granted = market.events.RoleGranted().get_logs(argument_filters={"role": role}, from_block=from_block)
-        holders = dict.fromkeys(e["args"]["account"] for e in granted)
-        return [a for a in holders if market.functions.hasRole(role, a).call()]
+    @staticmethod
+    def holders(contract: Contract, role: bytes, from_block: int) -> list[str]:
+        """Every account that holds `role` now (AccessControl keeps no list: read the grants)."""
+        granted = contract.events.RoleGranted().get_logs(argument_filters={"role": role}, from_block=from_block)
+        accounts = dict.fromkeys(e["args"]["account"] for e in granted)
+        return [a for a in accounts if contract.functions.hasRole(role, a).call()]
+
+    def _make_only_holder(self, contract: Contract, role_name: str, account: str, from_block: int) -> None:
+        role = getattr(contract.functions, role_name)().call()
+        if not contract.functions.hasRole(role, account).call():
+            self._act(
+                f"grant {role_name} on {contract.address} to {account}",
+                lambda: self._call(contract.functions.grantRole(role, account), f"grant {role_name}"),
+            )
+        for old in self.holders(contract, role, from_block):
+            if old != account:
+                self._act(
+                    f"revoke {role_name} on {contract.address} from {old}",
+                    lambda old=old: self._call(contract.functions.revokeRole(role, old), f"revoke {role_name}"),
+                )
 
     def _require_admin(self, *contracts: Contract) -> None:
         for contract in contracts:
@@ -76,23 +95,12 @@ class Admin(Signer):
                 )
 
     def _rotate_registrar(self, market: Contract, registrar: str, from_block: int) -> None:
-        role = market.functions.REGISTRAR_ROLE().call()
-        if not market.functions.hasRole(role, registrar).call():
-            self._act(
-                f"grant REGISTRAR_ROLE on {market.address} to {registrar}",
-                lambda: self._call(market.functions.grantRole(role, registrar), "grant REGISTRAR_ROLE"),
-            )
+        self._make_only_holder(market, "REGISTRAR_ROLE", registrar, from_block)
         if self.w3.eth.get_balance(registrar) == 0:
             self.result.warnings.append(
                 f"the new registrar {registrar} holds no ether: fund it before the next deploy run (it pays for "
                 "registrations and tops the meters' gas up)"
             )
-        for old in self.registrars(market, from_block):
-            if old != registrar:
-                self._act(
-                    f"revoke REGISTRAR_ROLE on {market.address} from {old}",
-                    lambda old=old: self._call(market.functions.revokeRole(role, old), "revoke REGISTRAR_ROLE"),
-                )
 
     def run(self, spec: AdminSpec) -> Result:
         self.chain_id = self.w3.eth.chain_id
@@ -101,6 +109,8 @@ class Admin(Signer):
             raise DeployError(f"no deployment record at {self.record_path}: deploy first (playbooks/contracts.yml)")
         token, market = self._contracts_from_record(record)
         self._require_admin(token, market)
+        if spec.minter_follows_record:
+            self._make_only_holder(token, "MINTER_ROLE", market.address, int(record["token"].get("block", 0)))
         if spec.registrar is not None:
             self._rotate_registrar(market, spec.registrar, int(record["market"].get("block", 0)))
         fns = market.functions
