@@ -27,6 +27,10 @@ options:
   paused: {description: Pause (true) or unpause (false) the market; null leaves it., type: bool}
   tariff: {description: Tariff to set; null leaves it., type: int}
   tolerance_percent: {description: Tolerance to set; null leaves it., type: int}
+  minter_follows_record:
+    description: Make the recorded market the token's only minter (after a market migration).
+    type: bool
+    default: false
   receipt_timeout: {description: Seconds to wait for each transaction receipt., type: int, default: 180}
 """
 
@@ -55,6 +59,7 @@ def main() -> None:
             "paused": {"type": "bool"},
             "tariff": {"type": "int"},
             "tolerance_percent": {"type": "int"},
+            "minter_follows_record": {"type": "bool", "default": False},
             "receipt_timeout": {"type": "int", "default": 180},
         },
         supports_check_mode=True,
@@ -76,7 +81,8 @@ def main() -> None:
     admin = None
     w3 = None
     try:
-        spec = AdminSpec.from_dict({k: params[k] for k in ("registrar", "paused", "tariff", "tolerance_percent")})
+        wanted = ("registrar", "paused", "tariff", "tolerance_percent", "minter_follows_record")
+        spec = AdminSpec.from_dict({key: params[key] for key in wanted})
         w3 = connect(params["rpc_url"], via=params["rpc_via"] or None, timeout=params["receipt_timeout"])
         admin = Admin(
             w3,
