@@ -255,7 +255,11 @@ contract EnergyMarket is AccessControlDefaultAdminRules, Pausable, ReentrancyGua
         if (kWh != 0 && price != 0) {
             uint256 offerId = nextOfferId++;
             _offers[offerId] = OfferRecord({
-                seller: meterOwner, open: true, meter: msg.sender, remainingKWh: SafeCast.toUint96(kWh), pricePerKWh: price
+                seller: meterOwner,
+                open: true,
+                meter: msg.sender,
+                remainingKWh: SafeCast.toUint96(kWh),
+                pricePerKWh: price
             });
             emit OfferCreated(offerId, meterOwner, msg.sender, kWh, price);
         }
