@@ -98,6 +98,10 @@ def run(config: AgentConfig) -> int:
             gas_limit=config.chain.gas_limit,
             max_gas_price_wei=int(config.chain.max_gas_price_gwei * 10**9),
             resend_seconds=config.chain.resend_seconds,
+            revert_backoff_seconds=config.chain.revert_backoff_seconds,
+            revert_backoff_max_seconds=config.chain.revert_backoff_max_seconds,
+            low_gas_transactions=config.chain.low_gas_transactions,
+            max_buy_price_per_kwh=config.buy.max_price_units,
             clock=clock, metrics=metrics,
         )  # fmt: skip
     closers.insert(0, sensor)
