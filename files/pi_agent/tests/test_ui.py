@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import socket
 import stat
 import time
 
 import pytest
+from pageclient import Client, raw_request
 
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.config import parse_config
@@ -24,50 +23,6 @@ SELLER = "0x" + "33" * 20
 class Constant(Sensor):
     def read(self) -> Reading:
         return Reading(720.0)
-
-
-class Client:
-    """One browser: keeps its session cookie and CSRF token, sends the Host header it is told to."""
-
-    def __init__(self, port: int, host: str | None = None) -> None:
-        self.port = port
-        self.host = host or f"127.0.0.1:{port}"
-        self.cookie: str | None = None
-        self.csrf: str | None = None
-
-    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, http.client.HTTPMessage]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        sent = {"Host": self.host}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        if self.cookie:
-            sent["Cookie"] = self.cookie
-        if self.csrf:
-            sent["X-CSRF-Token"] = self.csrf
-        sent.update(headers or {})
-        conn.request(method, path, body=data, headers=sent)
-        response = conn.getresponse()
-        payload = response.read()
-        conn.close()
-        cookie = response.headers.get("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
-        return response.status, json.loads(payload) if payload.startswith((b"{", b"[")) else {}, response.headers
-
-    def post(self, path: str, body, headers=None) -> tuple[int, dict]:
-        status, payload, _ = self.call("POST", path, body, headers)
-        return status, payload
-
-    def get(self, path: str) -> tuple[int, dict]:
-        status, payload, _ = self.call("GET", path)
-        return status, payload
-
-    def login(self, code: str) -> int:
-        status, body = self.post("/api/login", {"code": code})
-        self.csrf = body.get("csrf")
-        return status
 
 
 @pytest.fixture
@@ -92,15 +47,6 @@ def owner(ui):
     client = Client(server.port)
     assert client.login(code) == 200
     return client
-
-
-def raw_request(port: int, text: bytes, timeout: float = 5) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(text)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 # -- reading stays open to the LAN ------------------------------------------------------------------------
