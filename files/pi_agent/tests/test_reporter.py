@@ -195,6 +195,16 @@ def test_the_backoff_survives_a_restart(tmp_path, fake_chain, account, clock):
     assert len(sends_over(again, clock, 20)) == 1
 
 
+def test_a_wall_clock_set_back_does_not_hold_reports_longer_than_the_cap(tmp_path, fake_chain, account, clock):
+    reporter, store = make(
+        tmp_path, fake_chain, account, clock, revert_backoff_seconds=10, revert_backoff_max_seconds=40
+    )
+    produce(store, 1000, clock)
+    reporter.status.reverts_in_a_row, reporter.status.next_report_at = 1, clock.time() + 86_400  # clock went back a day
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]
+
+
 def test_refused_send_is_retried_after_resend_seconds_not_at_every_step(tmp_path, fake_chain, account, clock):
     reporter, store = make(tmp_path, fake_chain, account, clock, resend_seconds=30)
     produce(store, 1000, clock)

@@ -421,7 +421,9 @@ class Reporter:
     def _maybe_report(self) -> None:
         if self.store.selling_paused():
             return
-        if self.status.next_report_at is not None and self.clock.time() < self.status.next_report_at:
+        until, now = self.status.next_report_at, self.clock.time()
+        # A wait longer than the cap can only come from a wall clock set back: it does not hold reports for hours.
+        if until is not None and now < until <= now + self.revert_backoff_max_seconds:
             return
         if any(row.kind == "report" for row in self.store.unresolved()):
             return
