@@ -183,6 +183,29 @@ def test_reverts_in_a_row_back_off_exponentially_up_to_the_cap(tmp_path, fake_ch
     assert reporter.status.reverts_in_a_row == len(times)
 
 
+def test_a_market_stricter_than_the_agent_knows_gets_smaller_reports_until_one_passes(
+    tmp_path, fake_chain, account, clock
+):
+    fake_chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=400_000)  # the rule never binds
+    reporter, store = make(tmp_path, fake_chain, account, clock, revert_backoff_seconds=10)
+    original = fake_chain._report
+
+    def strict(sender, total):  # e.g. a report window shorter than the silence: at most 2.5 kWh at once
+        m = fake_chain.meter(sender)
+        return total - m.total_wh <= 2500 and original(sender, total)
+
+    fake_chain._report = strict
+    produce(store, 8000, clock)
+    sends_over(reporter, clock, 120)
+    totals = [r.total_wh for r in store.transactions()]
+    assert totals[:3] == [8000, 4000, 2000]  # halved after each revert, then accepted
+    assert fake_chain.meter(account.address).total_wh >= 2000
+    assert reporter.status.reverts_in_a_row == 0
+    sends_over(reporter, clock, 300)
+    assert fake_chain.meter(account.address).credited_kwh == 8  # everything, each kWh once
+    assert sum(fake_chain.credit_events) == 8
+
+
 def test_the_backoff_survives_a_restart(tmp_path, fake_chain, account, clock):
     reporter, store = make(tmp_path, fake_chain, account, clock, revert_backoff_seconds=100)
     produce(store, 1000, clock)

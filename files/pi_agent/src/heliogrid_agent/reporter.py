@@ -15,8 +15,9 @@ The rules that make it safe to kill at any instant:
 Under a paused or hostile market the meter's gas is what is at stake:
 - While the market is paused (``paused()``) nothing is signed or broadcast; the counter keeps growing in the
   store, and the first report after the unpause carries all of it.
-- A report that reverts makes the next one wait, twice as long after each revert in a row (capped); the
-  count is kept in the store, so a restart does not reset it.
+- A report that reverts makes the next one wait, twice as long after each revert in a row (capped), and ask
+  for half the increase (at least one whole kWh), in case the market applies a stricter rule than the agent
+  knows; the count is kept in the store, so a restart does not reset it.
 - A transaction the node refuses is broadcast again after ``resend_seconds``, not at every step.
 """
 
@@ -413,6 +414,11 @@ class Reporter:
         tolerance = self.chain.tolerance_percent()
         allowed_wh = meter.capacity_watts * elapsed * (100 + tolerance) // 100 // 3600
         total = min(local_wh, meter.total_wh + allowed_wh)
+        if self.status.reverts_in_a_row:
+            # The market refuses what this rule allows (a rule the agent does not know, a tolerance lowered): ask
+            # for half as much after each revert in a row, but never less than the next whole kWh.
+            step = (total - meter.total_wh) >> min(self.status.reverts_in_a_row, 32)
+            total = min(local_wh, max(meter.total_wh + step, (meter.credited_kwh + 1) * 1000))
         if total // 1000 <= meter.credited_kwh:
             log.debug("kWh due but the capacity rule allows only %s Wh more so far", allowed_wh)
             return None
