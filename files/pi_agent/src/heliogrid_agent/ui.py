@@ -204,15 +204,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._allowed():
             return
         path = urlsplit(self.path).path
-        actions = {
-            "/api/login": self._login,
+        # Every action but the login needs the owner's session and its CSRF token.
+        owner_actions = {
             "/api/logout": self._logout,
             "/api/selling": self._selling,
             "/api/buy/quote": self._quote,
             "/api/buy": self._buy,
         }
-        action = actions.get(path)
-        if action is None:
+        if path != "/api/login" and path not in owner_actions:
             self._refuse(HTTPStatus.NOT_FOUND, f"no such action {path}")
             return
         body = self._body()
@@ -223,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         session = self._authorized()
         if session is not None:
-            action(body, session)
+            owner_actions[path](body, session)
 
     def _current_session(self) -> Session | None:
         try:
