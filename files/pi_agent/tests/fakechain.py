@@ -51,6 +51,8 @@ class FakeChain:
         self.sent: list[bytes] = []  # every raw transaction ever accepted, resends included
         self.mined: list[Tx] = []
         self.credit_events: list[int] = []
+        self.is_paused = False
+        self.ether: dict[str, int] = {}  # wei; accounts not listed hold plenty
 
     # -- test controls -----------------------------------------------------------------------------------
     def register(self, meter: str, owner: str, capacity_watts: int) -> None:
@@ -129,6 +131,14 @@ class FakeChain:
         self._check()
         return self.tolerance
 
+    def paused(self) -> bool:
+        self._check()
+        return self.is_paused
+
+    def ether_balance(self, address: str) -> int:
+        self._check()
+        return self.ether.get(address.lower(), 10**21)
+
     def token_balance(self, address: str) -> int:
         self._check()
         return self.balances.get(address.lower(), 0)
@@ -178,6 +188,8 @@ class FakeChain:
 
     def _execute(self, tx: Tx) -> bool:
         kind, body = tx.data[:1], tx.data[1:]
+        if self.is_paused and tx.to.lower() == MARKET.lower():  # whenNotPaused
+            return False
         if kind == b"R":
             return self._report(tx.sender, int.from_bytes(body, "big"))
         if kind == b"A":

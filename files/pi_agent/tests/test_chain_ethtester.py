@@ -59,7 +59,9 @@ def test_simulated_installation_sells_kwh_and_on_chain_credit_matches_the_counte
         }
     )
     store = Store(tmp_path / "agent.db")
-    reporter = Reporter(chain, store, meter_account, expected_chain_id=w3.eth.chain_id, clock=clock)
+    reporter = Reporter(
+        chain, store, meter_account, expected_chain_id=w3.eth.chain_id, clock=clock, max_buy_price_per_kwh=10**18
+    )
     agent = Agent(cfg, SimulatedInstallation(cfg.sensor, clock), store, reporter, clock)
     for _ in range(12):  # 3.6 MW: one kWh a second
         clock.advance(1)
