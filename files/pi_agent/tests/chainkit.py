@@ -11,6 +11,8 @@ from web3 import Web3
 from web3.utils import get_create_address
 
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
+ADMIN_DELAY = 2 * 24 * 3600  # s a new admin waits before accepting a handover
+REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 TARIFF = 10**18
 ADMIN_KEY = "0x" + "a1" * 32  # throwaway test keys
 METER_KEY = "0x" + "b2" * 32
@@ -80,27 +82,42 @@ def setup_market(
     # Sent in two batches of consecutive nonces rather than one by one: on a 1 s Clique chain every
     # transaction waited for takes about two blocks. The market is deployed with the token's address-to-be.
     nonce = w3.eth.get_transaction_count(admin, "pending")
-    token_address = get_create_address(admin, nonce)
+    token_address, market_address = get_create_address(admin, nonce), get_create_address(admin, nonce + 1)
+    # One key is admin and registrar here (the contracts role keeps them apart); the token names the market's
+    # address-to-be as its minter.
     deployed = mined(
-        w3,
-        submit(w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin), nonce),
-        submit(
-            w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyMarket", token_address, admin, TARIFF, tolerance), nonce + 1
-        ),
-    )
-    assert deployed[0]["contractAddress"] == token_address
-    token = w3.eth.contract(address=token_address, abi=artifact("EnergyToken")["abi"])
-    market = w3.eth.contract(address=deployed[1]["contractAddress"], abi=artifact("EnergyMarket")["abi"])
-    mined(
         w3,
         submit(
             w3,
             ADMIN_KEY,
-            _call_tx(ADMIN_KEY, token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address)),
-            nonce + 2,
+            _deploy_tx(w3, ADMIN_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin, ADMIN_DELAY, market_address),
+            nonce,
         ),
         submit(
-            w3, ADMIN_KEY, _call_tx(ADMIN_KEY, market.functions.registerMeter(meter, owner, capacity_watts)), nonce + 3
+            w3,
+            ADMIN_KEY,
+            _deploy_tx(
+                w3,
+                ADMIN_KEY,
+                "EnergyMarket",
+                token_address,
+                admin,
+                ADMIN_DELAY,
+                admin,
+                TARIFF,
+                tolerance,
+                REPORT_WINDOW,
+            ),
+            nonce + 1,
+        ),
+    )
+    assert [r["contractAddress"] for r in deployed] == [token_address, market_address]
+    token = w3.eth.contract(address=token_address, abi=artifact("EnergyToken")["abi"])
+    market = w3.eth.contract(address=market_address, abi=artifact("EnergyMarket")["abi"])
+    mined(
+        w3,
+        submit(
+            w3, ADMIN_KEY, _call_tx(ADMIN_KEY, market.functions.registerMeter(meter, owner, capacity_watts)), nonce + 2
         ),
     )
     if ask_price:
