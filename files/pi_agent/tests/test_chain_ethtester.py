@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chainkit import ADMIN_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
+from chainkit import DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
 from eth_account import Account
 
 from heliogrid_agent.agent import Agent
@@ -26,7 +26,7 @@ def w3():
 
     w3 = Web3(EthereumTesterProvider())
     funder = w3.eth.accounts[0]
-    for key in (ADMIN_KEY, METER_KEY):
+    for key in (DEPLOYER_KEY, METER_KEY):
         w3.eth.send_transaction({"from": funder, "to": Account.from_key(key).address, "value": 10**21})
     return w3
 

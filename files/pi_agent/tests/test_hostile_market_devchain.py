@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import pytest
-from chainkit import ADMIN_KEY, METER_KEY, TARIFF, artifacts_available, call, setup_market
+from chainkit import ADMIN_KEY, DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, call, setup_market
 from eth_account import Account
 from pageclient import Client, raw_request
 
@@ -28,6 +28,7 @@ from heliogrid_agent.ui_auth import read_secret
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 BUYER_KEY = "0x" + "c3" * 32  # a throwaway test key: the Pi whose page is attacked
+BUYER_METER_KEY = "0x" + "e5" * 32  # the buyer's own meter, whose reports mint the buyer's tokens
 CAP = 2 * TARIFF  # the buyer's owner pays at most 2 tokens per kWh
 
 
@@ -37,7 +38,7 @@ def devchain(tmp_path_factory):
         pytest.fail("contracts/build/*.json are missing: the recorded contract artifacts are part of the repository")
     from tests.support import devchain as devchain_module
 
-    prefund = [Account.from_key(k).address for k in (ADMIN_KEY, METER_KEY, BUYER_KEY)]
+    prefund = [Account.from_key(k).address for k in (ADMIN_KEY, DEPLOYER_KEY, METER_KEY, BUYER_KEY, BUYER_METER_KEY)]
     try:
         chain = devchain_module.DevChain(tmp_path_factory.mktemp("devchain"), prefund=prefund)
     except devchain_module.GethNotBuilt as exc:
@@ -130,15 +131,20 @@ def test_paused_market_gets_zero_transactions_and_every_kwh_once_after_the_unpau
 
 @pytest.fixture
 def market_with_offers(tmp_path, w3):
-    """Two offers of the meter: #a at 3 tokens per kWh (above the buyer's cap), #b at 1 token; a buyer with tokens."""
-    meter, admin, buyer = (Account.from_key(k).address for k in (METER_KEY, ADMIN_KEY, BUYER_KEY))
+    """Two offers of the meter: #a at 3 tokens per kWh (above the buyer's cap), #b at 1 token; a buyer with tokens.
+
+    The buyer's tokens are minted by the market, as every token is: its own meter reports 10 kWh. The buyer's
+    account itself sends nothing, so its nonce stays 0 until the owner's purchase.
+    """
+    meter, buyer, buyer_meter = (Account.from_key(k).address for k in (METER_KEY, BUYER_KEY, BUYER_METER_KEY))
     kit = setup_market(w3, tmp_path, meter, meter, capacity_watts=40_000_000, ask_price=3 * TARIFF)
     market, token = kit["market"], kit["token"]
+    call(w3, DEPLOYER_KEY, market.functions.registerMeter(buyer_meter, buyer, 40_000_000))
     call(w3, METER_KEY, market.functions.reportProduction(1000))
     call(w3, METER_KEY, market.functions.setAskPrice(TARIFF))
     call(w3, METER_KEY, market.functions.reportProduction(3000))
-    call(w3, ADMIN_KEY, token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin))
-    call(w3, ADMIN_KEY, token.functions.mint(buyer, 10 * TARIFF))
+    call(w3, BUYER_METER_KEY, market.functions.reportProduction(10_000))
+    assert token.functions.balanceOf(buyer).call() == 10 * TARIFF
     last = market.functions.nextOfferId().call() - 1
     return kit, last - 1, last
 
