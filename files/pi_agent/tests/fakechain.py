@@ -33,10 +33,18 @@ class Tx:
 class FakeChain:
     market_address = MARKET
 
-    def __init__(self, clock: Any, chain_id: int = 1337, tolerance_percent: int = 10, automine: bool = True) -> None:
+    def __init__(
+        self,
+        clock: Any,
+        chain_id: int = 1337,
+        tolerance_percent: int = 10,
+        automine: bool = True,
+        max_report_seconds: int | None = 24 * 3600,
+    ) -> None:
         self.clock = clock
         self._chain_id = chain_id
         self.tolerance = tolerance_percent
+        self.report_window = max_report_seconds  # None: a market from before the report window
         self.automine = automine
         self.up = True
         self.blocks = [int(clock.time())]
@@ -131,6 +139,10 @@ class FakeChain:
         self._check()
         return self.tolerance
 
+    def max_report_seconds(self) -> int | None:
+        self._check()
+        return self.report_window
+
     def paused(self) -> bool:
         self._check()
         return self.is_paused
@@ -204,7 +216,10 @@ class FakeChain:
         if m is None or not m.active or total <= m.total_wh:
             return False
         since = m.last_report_at or m.registered_at
-        max_increase = m.capacity_watts * (self.blocks[-1] - since) * (100 + self.tolerance) // 360_000
+        elapsed = self.blocks[-1] - since
+        if self.report_window is not None:
+            elapsed = min(elapsed, self.report_window)
+        max_increase = m.capacity_watts * elapsed * (100 + self.tolerance) // 360_000
         if total - m.total_wh > max_increase:
             return False
         kwh = total // 1000 - m.credited_kwh

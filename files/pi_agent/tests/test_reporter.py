@@ -91,6 +91,32 @@ def test_catch_up_respects_the_contracts_capacity_rule(tmp_path, clock, account)
     assert [r.status for r in store.transactions()] == ["mined", "mined"]  # nothing sent that would revert
 
 
+def test_a_meter_silent_for_90_days_asks_for_one_report_window_only(tmp_path, clock, account):
+    chain = FakeChain(clock, tolerance_percent=0, max_report_seconds=24 * 3600)
+    chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=1000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    # 90 days at 1 kW counted on the SD card; the market counts at most one day of a silence.
+    clock.advance(90 * 24 * 3600)
+    chain.mine()
+    store.record_sample(2160_000 * UWH_PER_WH, 2160_000 * UWH_PER_WH, "d", clock.time())
+    reporter.step()
+    assert chain.meter(account.address).total_wh == 24_000
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]  # one window asked, nothing that reverts
+    assert reporter.status.reverts_in_a_row == 0
+
+
+def test_a_market_without_a_report_window_takes_the_whole_silence(tmp_path, clock, account):
+    chain = FakeChain(clock, tolerance_percent=0, max_report_seconds=None)
+    chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=1000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    clock.advance(90 * 24 * 3600)
+    chain.mine()
+    store.record_sample(2160_000 * UWH_PER_WH, 2160_000 * UWH_PER_WH, "d", clock.time())
+    reporter.step()
+    assert chain.meter(account.address).total_wh == 2160_000
+
+
 def test_restart_rebroadcasts_the_same_signed_transaction(tmp_path, fake_chain, account, clock):
     fake_chain.automine = False
     reporter, store = make(tmp_path, fake_chain, account, clock)

@@ -404,13 +404,17 @@ class Reporter:
         """The total to report now, or None when no whole kWh is due (or the rate rule forbids it yet).
 
         The contract rejects an increase larger than capacity x elapsed time (plus tolerance), measured in
-        block time since the last report; after an outage the backlog is therefore reported in as large a
-        step as the contract will take, and the rest follows in the next report.
+        block time since the last report and capped at the market's report window; after an outage the
+        backlog is therefore reported in as large a step as the contract will take, and the rest follows in
+        the next reports.
         """
         if local_wh // 1000 <= meter.credited_kwh or local_wh <= meter.total_wh:
             return None
         since = meter.last_report_at or meter.registered_at
         elapsed = max(self.chain.latest_timestamp() - since, 0)
+        window = self.chain.max_report_seconds()
+        if window is not None:
+            elapsed = min(elapsed, window)
         tolerance = self.chain.tolerance_percent()
         allowed_wh = meter.capacity_watts * elapsed * (100 + tolerance) // 100 // 3600
         total = min(local_wh, meter.total_wh + allowed_wh)
