@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tester = EthereumTester(PyEVMBackend(vm_configuration=((0, ParisVM),)))
     w3 = Web3(EthereumTesterProvider(tester))
-    admin, meter, owner, buyer = w3.eth.accounts[:4]
+    registrar, meter, owner, buyer, admin = w3.eth.accounts[:5]
     rows: list[tuple[str, int]] = []
 
     def gas(label: str, fn, sender: str) -> int:
@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = DeploySpec.from_dict(
-            {"token_name": "Helio kWh", "token_symbol": "HKWH", "tariff": 10**18, "tolerance_percent": 10}
+            {
+                "token_name": "Helio kWh",
+                "token_symbol": "HKWH",
+                "tariff": 10**18,
+                "tolerance_percent": 10,
+                "admin": admin,
+            }
         )
         record = Deployer(w3, tester.backend.account_keys[0].to_hex(), Path(tmp) / "c.json").run(spec).record
     token = w3.eth.contract(address=record["token"]["address"], abi=record["token"]["abi"])
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         tx = receipt_block["transactions"][0]
         rows.append((f"deploy {block_key}", w3.eth.get_transaction_receipt(tx["hash"])["gasUsed"]))
 
-    gas("registerMeter", market.functions.registerMeter(meter, owner, 5000), admin)
+    gas("registerMeter", market.functions.registerMeter(meter, owner, 5000), registrar)
     now = w3.eth.get_block("latest")["timestamp"]
     total = 0
     minted_only, with_offer = [], []
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = gas("buy partial (1 of 3 kWh)", market.functions.buy(offer, 1), buyer)
     full = gas("buy rest (2 kWh, closes offer)", market.functions.buy(offer, 2), buyer)
     gas("cancelOffer", market.functions.cancelOffer(1), owner)
+    gas("transferMeter", market.functions.transferMeter(meter, buyer), registrar)
 
     width = max(len(label) for label, _ in rows)
     print(f"{'operation':<{width}}  gas")

@@ -84,6 +84,7 @@ class LoopbackMarket:
                     "token_symbol": "HGE",
                     "tariff": TARIFF,
                     "tolerance_percent": TOLERANCE_PERCENT,
+                    "admin": Account.from_key(bench_key("admin")).address,  # not the deployer, as in the roles
                     "meters": meters or [],
                 }
             )

@@ -1,8 +1,14 @@
-"""Deploy EnergyToken + EnergyMarket once, then converge their settings, meters and meter funding.
+"""Deploy EnergyToken + EnergyMarket once, then converge their meters and meter funding.
 
 Idempotent: with a deployment record present, the code at the recorded addresses is checked against
 the recorded artifacts and nothing is redeployed; a recorded address without that code is an error
 (`DeployError`), never a silent redeploy. In check mode nothing is sent; the plan is returned.
+
+The deployer is not the admin. The admin (an address from the inventory: an offline key or a multisig)
+gets DEFAULT_ADMIN_ROLE on both contracts, TARIFF_ROLE and PAUSER_ROLE; the market alone gets MINTER_ROLE;
+the deployer keeps REGISTRAR_ROLE (meters) and its ether (their gas), nothing else. Every run checks those
+roles on chain. Tariff and tolerance are deployment parameters: afterwards they belong to the admin, and a
+difference from the inventory is reported as a warning, not changed.
 
 The Ansible module `heliogrid_contracts_deploy` (roles/contracts/library) is a thin wrapper around
 `Deployer.run`; the tests and the gas benchmark use the same code.
@@ -22,11 +28,16 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.utils import get_create_address
 
 from heliogrid_contracts.artifacts import BUILD_DIR, Artifact
 
 UINT32_MAX = 2**32 - 1
+UINT48_MAX = 2**48 - 1
 MAX_TOLERANCE_PERCENT = 100
+MAX_TARIFF = 10**24  # EnergyMarket.MAX_TARIFF
+DEFAULT_ADMIN_DELAY_SECONDS = 2 * 24 * 3600
+DEFAULT_MAX_REPORT_SECONDS = 24 * 3600
 
 
 class DeployError(RuntimeError):
@@ -91,6 +102,9 @@ class DeploySpec:
     token_symbol: str
     tariff: int  # token base units minted per credited kWh
     tolerance_percent: int
+    admin: str  # DEFAULT_ADMIN_ROLE of both contracts, TARIFF_ROLE and PAUSER_ROLE
+    admin_delay_seconds: int = DEFAULT_ADMIN_DELAY_SECONDS  # wait before a new admin may accept
+    max_report_seconds: int = DEFAULT_MAX_REPORT_SECONDS  # most elapsed time one report may count
     meters: tuple[MeterSpec, ...] = ()
     meter_min_balance_wei: int = 0  # top a meter up when its balance is below this...
     meter_fund_wei: int = 0  # ...to this balance
@@ -100,8 +114,11 @@ class DeploySpec:
         for what, text in (("token_name", self.token_name), ("token_symbol", self.token_symbol)):
             if not isinstance(text, str) or not text.strip():
                 raise DeployError(f"{what}: expected a non-empty string, got {text!r}")
-        _int(self.tariff, "tariff", 0)
+        _int(self.tariff, "tariff", 0, MAX_TARIFF)
         _int(self.tolerance_percent, "tolerance_percent", 0, MAX_TOLERANCE_PERCENT)
+        _address(self.admin, "admin")
+        _int(self.admin_delay_seconds, "admin_delay_seconds", 0, UINT48_MAX)
+        _int(self.max_report_seconds, "max_report_seconds", 1, UINT32_MAX)
         _int(self.meter_min_balance_wei, "meter_min_balance_wei", 0)
         _int(self.meter_fund_wei, "meter_fund_wei", self.meter_min_balance_wei)
         seen: set[str] = set()
@@ -119,8 +136,15 @@ class DeploySpec:
         return cls(
             token_name=data["token_name"],
             token_symbol=data["token_symbol"],
-            tariff=_int(data["tariff"], "tariff", 0),
+            tariff=_int(data["tariff"], "tariff", 0, MAX_TARIFF),
             tolerance_percent=_int(data["tolerance_percent"], "tolerance_percent", 0, MAX_TOLERANCE_PERCENT),
+            admin=_address(data.get("admin"), "admin"),
+            admin_delay_seconds=_int(
+                data.get("admin_delay_seconds", DEFAULT_ADMIN_DELAY_SECONDS), "admin_delay_seconds", 0, UINT48_MAX
+            ),
+            max_report_seconds=_int(
+                data.get("max_report_seconds", DEFAULT_MAX_REPORT_SECONDS), "max_report_seconds", 1, UINT32_MAX
+            ),
             meters=tuple(MeterSpec.from_dict(m, i) for i, m in enumerate(meters)),
             meter_min_balance_wei=_int(data.get("meter_min_balance_wei", 0), "meter_min_balance_wei", 0),
             meter_fund_wei=_int(data.get("meter_fund_wei", 0), "meter_fund_wei", 0),
@@ -132,6 +156,7 @@ class DeploySpec:
 class Result:
     changed: bool = False
     actions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] | None = None
 
 
@@ -164,8 +189,10 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
         raise
 
 
-class Deployer:
-    """Sends the deployer's transactions (signed locally) and converges the chain to a DeploySpec."""
+class Signer:
+    """Sends one key's transactions (signed locally), records what changed, and sends nothing in check mode."""
+
+    key_name = "private key"
 
     def __init__(
         self,
@@ -180,7 +207,7 @@ class Deployer:
             self.account: LocalAccount = Account.from_key(private_key)
         except (ValueError, TypeError) as exc:
             # Never echo the key: say only what shape was expected.
-            raise DeployError("deployer private key: expected 32 bytes as 64 hex digits (0x optional)") from exc
+            raise DeployError(f"{self.key_name}: expected 32 bytes as 64 hex digits (0x optional)") from exc
         self.w3 = w3
         self.record_path = record_path
         self.check_mode = check_mode
@@ -224,8 +251,6 @@ class Deployer:
         self.result.actions.append(description)
         return value
 
-    # ------------------------------------------------------------ steps
-
     def _contracts_from_record(self, record: dict[str, Any]) -> tuple[Contract, Contract]:
         if int(record["chainId"]) != self.chain_id:
             raise DeployError(
@@ -257,23 +282,51 @@ class Deployer:
             )
         return token, market
 
+
+class Deployer(Signer):
+    """Deploys once and converges the chain to a DeploySpec with the deployer (registrar) key."""
+
+    key_name = "deployer private key"
+
     def _deploy(self, spec: DeploySpec) -> tuple[Contract, Contract] | None:
         def deploy() -> tuple[Contract, Contract]:
+            # The token names its minter at construction (nobody else could grant it: the deployer is no admin),
+            # so it is given the market's address-to-be: the deployer's next nonce after the token's.
+            nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
+            market_address = get_create_address(self.account.address, nonce + 1)
             token_factory = self.w3.eth.contract(abi=self.token_artifact.abi, bytecode=self.token_artifact.bytecode)
             receipt = self._call(
-                token_factory.constructor(spec.token_name, spec.token_symbol, self.account.address), "deploy token"
+                token_factory.constructor(
+                    spec.token_name, spec.token_symbol, spec.admin, spec.admin_delay_seconds, market_address
+                ),
+                "deploy token",
             )
             token = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.token_artifact.abi)
             token_block = receipt["blockNumber"]
             market_factory = self.w3.eth.contract(abi=self.market_artifact.abi, bytecode=self.market_artifact.bytecode)
             receipt = self._call(
-                market_factory.constructor(token.address, self.account.address, spec.tariff, spec.tolerance_percent),
+                market_factory.constructor(
+                    token.address,
+                    spec.admin,
+                    spec.admin_delay_seconds,
+                    self.account.address,
+                    spec.tariff,
+                    spec.tolerance_percent,
+                    spec.max_report_seconds,
+                ),
                 "deploy market",
             )
+            if receipt["contractAddress"] != market_address:
+                raise DeployError(
+                    f"the market landed at {receipt['contractAddress']}, not at {market_address} that the token "
+                    f"{token.address} names as its minter: another transaction used the deployer key in between. "
+                    "Nothing was recorded; run again to deploy afresh."
+                )
             market = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.market_artifact.abi)
             record = {
                 "chainId": self.chain_id,
                 "deployer": self.account.address,
+                "admin": spec.admin,
                 "token": {"address": token.address, "abi": self.token_artifact.abi, "block": token_block},
                 "market": {"address": market.address, "abi": self.market_artifact.abi, "block": receipt["blockNumber"]},
             }
@@ -282,34 +335,74 @@ class Deployer:
 
         return self._act(
             f"deploy {self.token_artifact.name} ({spec.token_name}/{spec.token_symbol}) and "
-            f"{self.market_artifact.name} (tariff {spec.tariff}, tolerance {spec.tolerance_percent}%)",
+            f"{self.market_artifact.name} (admin {spec.admin}, tariff {spec.tariff}, tolerance "
+            f"{spec.tolerance_percent}%, report window {spec.max_report_seconds} s)",
             deploy,
         )
 
-    def _converge_settings(self, spec: DeploySpec, token: Contract, market: Contract) -> None:
+    def _check_settings(self, spec: DeploySpec, token: Contract, market: Contract) -> None:
         name, symbol = token.functions.name().call(), token.functions.symbol().call()
         if (name, symbol) != (spec.token_name, spec.token_symbol):
             raise DeployError(
                 f"token {token.address} is {name!r}/{symbol!r}, the inventory asks for "
                 f"{spec.token_name!r}/{spec.token_symbol!r}; name and symbol are fixed at deployment"
             )
+        # Deployment parameters: afterwards the admin owns them (TARIFF_ROLE), the deployer cannot change them.
+        for what, on_chain, wanted in (
+            ("tariff", market.functions.tariff().call(), spec.tariff),
+            ("tolerance_percent", market.functions.tolerancePercent().call(), spec.tolerance_percent),
+        ):
+            if on_chain != wanted:
+                self.result.warnings.append(
+                    f"the market's {what} is {on_chain}, the inventory says {wanted}: only the admin changes it "
+                    "(playbooks/contracts_admin.yml); left as it is"
+                )
+
+    def _check_roles(self, spec: DeploySpec, token: Contract, market: Contract) -> None:
+        """The admin, the market's minting and the deployer's registrar role are what the inventory says; the
+        deployer renounces any other role it was given."""
+        deployer = self.account.address
+        for contract in (token, market):
+            admin = contract.functions.defaultAdmin().call()
+            if admin == spec.admin:
+                continue
+            pending, schedule = contract.functions.pendingDefaultAdmin().call()
+            if pending == spec.admin:
+                self.result.warnings.append(
+                    f"{contract.address}: admin handover to {spec.admin} is pending (acceptable from unix time "
+                    f"{schedule}); the admin is still {admin} until {spec.admin} calls acceptDefaultAdminTransfer"
+                )
+                continue
+            raise DeployError(
+                f"the admin of {contract.address} is {admin}, the inventory says {spec.admin} "
+                "(contracts_admin_address); a handover is two-step: beginDefaultAdminTransfer by the current admin, "
+                "acceptDefaultAdminTransfer by the new one after the delay"
+            )
         minter = token.functions.MINTER_ROLE().call()
         if not token.functions.hasRole(minter, market.address).call():
-            self._act(
-                f"grant MINTER_ROLE on {token.address} to market {market.address}",
-                lambda: self._call(token.functions.grantRole(minter, market.address), "grant MINTER_ROLE"),
+            raise DeployError(
+                f"market {market.address} does not hold MINTER_ROLE on token {token.address}: reports would revert. "
+                "Only the admin can grant it (grantRole(MINTER_ROLE, market))."
             )
-        tariff = market.functions.tariff().call()
-        if tariff != spec.tariff:
-            self._act(
-                f"set tariff {tariff} -> {spec.tariff}",
-                lambda: self._call(market.functions.setTariff(spec.tariff), "setTariff"),
+        registrar = market.functions.REGISTRAR_ROLE().call()
+        if not market.functions.hasRole(registrar, deployer).call():
+            raise DeployError(
+                f"the deployer key ({deployer}) does not hold REGISTRAR_ROLE on market {market.address}: it was "
+                "rotated out (playbooks/rotate_deployer.yml). Set contracts_deployer_private_key to the current "
+                "registrar's key."
             )
-        tolerance = market.functions.tolerancePercent().call()
-        if tolerance != spec.tolerance_percent:
+        surplus = [
+            (contract, role_name)
+            for contract, role_name in ((token, "MINTER_ROLE"), (market, "TARIFF_ROLE"), (market, "PAUSER_ROLE"))
+            if contract.functions.hasRole(getattr(contract.functions, role_name)().call(), deployer).call()
+        ]
+        for contract, role_name in surplus:
+            role = getattr(contract.functions, role_name)().call()
             self._act(
-                f"set tolerance {tolerance}% -> {spec.tolerance_percent}%",
-                lambda: self._call(market.functions.setTolerancePercent(spec.tolerance_percent), "setTolerancePercent"),
+                f"renounce {role_name} of the deployer {deployer} on {contract.address}",
+                lambda contract=contract, role=role, role_name=role_name: self._call(
+                    contract.functions.renounceRole(role, deployer), f"renounce {role_name}"
+                ),
             )
 
     def _converge_meter(self, meter: MeterSpec, market: Contract | None) -> None:
@@ -317,11 +410,16 @@ class Deployer:
         registered = on_chain is not None and on_chain[3] != 0
         if registered:
             owner, capacity, active = on_chain[0], on_chain[1], on_chain[2]
-            if (owner, capacity) != (meter.owner, meter.capacity_watts):
+            if capacity != meter.capacity_watts:
                 raise DeployError(
-                    f"meter {meter.address} is registered with owner {owner} and {capacity} W; the inventory says "
-                    f"owner {meter.owner} and {meter.capacity_watts} W. Registrations are immutable: deactivate it "
+                    f"meter {meter.address} is registered with {capacity} W; the inventory says "
+                    f"{meter.capacity_watts} W. The capacity is fixed at registration: deactivate it "
                     "(active: false) and give the Pi a new meter key."
+                )
+            if owner != meter.owner and active and meter.active:
+                self._act(
+                    f"move meter {meter.address} from owner {owner} to {meter.owner}",
+                    lambda: self._call(market.functions.transferMeter(meter.address, meter.owner), "transferMeter"),
                 )
             if active and not meter.active:
                 self._act(
@@ -361,11 +459,17 @@ class Deployer:
         self.chain_id = self.w3.eth.chain_id
         if spec.expected_chain_id is not None and spec.expected_chain_id != self.chain_id:
             raise DeployError(f"the RPC node is on chain {self.chain_id}, expected chain {spec.expected_chain_id}")
+        if spec.admin == self.account.address:
+            raise DeployError(
+                f"the admin ({spec.admin}) is the deployer's own address: the admin must be another key (held offline, "
+                "or a multisig), so that a leaked deployer key cannot mint, pause or change the tariff"
+            )
         record = read_record(self.record_path)
         contracts = self._contracts_from_record(record) if record is not None else self._deploy(spec)
         if contracts is not None:
             token, market = contracts
-            self._converge_settings(spec, token, market)
+            self._check_settings(spec, token, market)
+            self._check_roles(spec, token, market)
         else:
             market = None  # check mode before the first deployment: every meter would be registered
         for meter in spec.meters:

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -13,7 +14,9 @@ import {EnergyToken} from "./EnergyToken.sol";
 /// @notice Units: power in watts (W), cumulative meter totals in watt-hours (Wh), credited, offered
 /// and bought energy in whole kilowatt-hours (kWh); tariff and prices in token base units per kWh.
 /// The contract surface is described in contracts/INTERFACE.md.
-contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
+/// @dev Roles: the admin (one address, handed over in two steps with a delay) holds DEFAULT_ADMIN_ROLE,
+/// TARIFF_ROLE and PAUSER_ROLE; the registrar (the deployer's automation key) holds REGISTRAR_ROLE only.
+contract EnergyMarket is AccessControlDefaultAdminRules, Pausable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
@@ -22,6 +25,9 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
 
     /// @notice Highest accepted tolerance: a meter may never report more than twice its capacity.
     uint16 public constant MAX_TOLERANCE_PERCENT = 100;
+    /// @notice Highest accepted tariff: one million tokens per kWh. Far above any real tariff, and low enough
+    /// that `kWh * tariff` can never overflow (kWh fit 128 bits).
+    uint256 public constant MAX_TARIFF = 1e24;
 
     struct Meter {
         address owner;
@@ -62,6 +68,9 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
     }
 
     EnergyToken public immutable token;
+    /// @notice The most elapsed time one report may count: a meter silent for longer is credited at most
+    /// this window's worth of capacity.
+    uint32 public immutable maxReportSeconds;
     uint256 public tariff;
     uint16 public tolerancePercent;
     uint256 public nextOfferId = 1;
@@ -73,6 +82,7 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
 
     event MeterRegistered(address indexed meter, address indexed owner, uint32 capacityWatts);
     event MeterDeactivated(address indexed meter);
+    event MeterOwnerChanged(address indexed meter, address indexed previousOwner, address indexed newOwner);
     event ProductionReported(
         address indexed meter, address indexed owner, uint256 totalWh, uint256 creditedKWh, uint256 tokensMinted
     );
@@ -88,7 +98,9 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
     event ToleranceChanged(uint16 tolerancePercent);
 
     error InvalidToken(address token);
-    error InvalidAdmin(address admin);
+    error InvalidRegistrar(address registrar);
+    error InvalidReportWindow(uint32 maxReportSeconds);
+    error TariffTooHigh(uint256 tariff, uint256 maxTariff);
     error InvalidMeterAddress(address meter);
     error InvalidOwnerAddress(address owner);
     error ZeroCapacity(address meter);
@@ -105,12 +117,21 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
     error InsufficientOffer(uint256 offerId, uint256 requestedKWh, uint256 remainingKWh);
     error NotOfferSeller(uint256 offerId, address caller);
 
-    constructor(EnergyToken token_, address admin, uint256 tariff_, uint16 tolerancePercent_) {
+    constructor(
+        EnergyToken token_,
+        address admin,
+        uint48 adminDelay,
+        address registrar,
+        uint256 tariff_,
+        uint16 tolerancePercent_,
+        uint32 maxReportSeconds_
+    ) AccessControlDefaultAdminRules(adminDelay, admin) {
         if (address(token_) == address(0)) revert InvalidToken(address(token_));
-        if (admin == address(0)) revert InvalidAdmin(admin);
+        if (registrar == address(0)) revert InvalidRegistrar(registrar);
+        if (maxReportSeconds_ == 0) revert InvalidReportWindow(maxReportSeconds_);
         token = token_;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(REGISTRAR_ROLE, admin);
+        maxReportSeconds = maxReportSeconds_;
+        _grantRole(REGISTRAR_ROLE, registrar);
         _grantRole(TARIFF_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
         _setTariff(tariff_);
@@ -142,17 +163,33 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
     // ---------------------------------------------------------------- meter registry
 
     /// @notice Register `meter` (the Pi agent's account) for `owner` with its installed capacity.
-    function registerMeter(address meter, address owner, uint32 capacityWatts) external onlyRole(REGISTRAR_ROLE) {
-        if (meter == address(0)) revert InvalidMeterAddress(meter);
-        if (owner == address(0)) revert InvalidOwnerAddress(owner);
-        if (capacityWatts == 0) revert ZeroCapacity(meter);
+    function registerMeter(address meter, address meterOwner, uint32 capacityWatts)
+        external
+        onlyRole(REGISTRAR_ROLE)
+    {
+        _register(meter, meterOwner, capacityWatts, 0);
+    }
+
+    /// @notice Register `meter` with the cumulative total it already reached on a previous market (migration
+    /// by redeployment). Only energy above `totalWh` is ever credited here: the whole kWh in it count as
+    /// already credited.
+    function importMeter(address meter, address meterOwner, uint32 capacityWatts, uint128 totalWh)
+        external
+        onlyRole(REGISTRAR_ROLE)
+    {
+        _register(meter, meterOwner, capacityWatts, totalWh);
+    }
+
+    /// @notice Move `meter` to a new owner (the house changed hands). Future credits and offers go to
+    /// `newOwner`; offers already open keep their seller.
+    function transferMeter(address meter, address newOwner) external onlyRole(REGISTRAR_ROLE) {
+        if (newOwner == address(0)) revert InvalidOwnerAddress(newOwner);
         MeterRecord storage m = _meters[meter];
-        if (m.registeredAt != 0) revert MeterAlreadyRegistered(meter);
-        m.owner = owner;
-        m.capacityWatts = capacityWatts;
-        m.active = true;
-        m.registeredAt = uint64(block.timestamp);
-        emit MeterRegistered(meter, owner, capacityWatts);
+        if (m.registeredAt == 0) revert MeterNotRegistered(meter);
+        if (!m.active) revert MeterNotActive(meter);
+        address previousOwner = m.owner;
+        m.owner = newOwner;
+        emit MeterOwnerChanged(meter, previousOwner, newOwner);
     }
 
     /// @notice Stop `meter` from reporting. Permanent: a replaced Pi registers a new meter key.
@@ -162,6 +199,23 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
         if (!m.active) revert MeterNotActive(meter);
         m.active = false;
         emit MeterDeactivated(meter);
+    }
+
+    function _register(address meter, address meterOwner, uint32 capacityWatts, uint128 totalWh) private {
+        if (meter == address(0)) revert InvalidMeterAddress(meter);
+        if (meterOwner == address(0)) revert InvalidOwnerAddress(meterOwner);
+        if (capacityWatts == 0) revert ZeroCapacity(meter);
+        MeterRecord storage m = _meters[meter];
+        if (m.registeredAt != 0) revert MeterAlreadyRegistered(meter);
+        m.owner = meterOwner;
+        m.capacityWatts = capacityWatts;
+        m.active = true;
+        m.registeredAt = uint64(block.timestamp);
+        if (totalWh != 0) {
+            m.totalWh = totalWh;
+            m.creditedKWh = totalWh / 1000;
+        }
+        emit MeterRegistered(meter, meterOwner, capacityWatts);
     }
 
     // ---------------------------------------------------------------- production reports
@@ -179,31 +233,37 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
         if (totalWh == previous) revert NoIncrease(totalWh);
 
         uint256 since = m.lastReportAt == 0 ? m.registeredAt : m.lastReportAt;
+        uint256 elapsed = block.timestamp - since;
+        // A long silence counts as one window at most: a Pi back after months cannot claim them all.
+        if (elapsed > maxReportSeconds) elapsed = maxReportSeconds;
         // increase * 3600 > capacity * elapsed * (100 + tolerance) / 100, without rounding loss.
-        uint256 maxIncreaseWh =
-            (uint256(m.capacityWatts) * (block.timestamp - since) * (100 + uint256(tolerancePercent))) / 360_000;
+        uint256 maxIncreaseWh = (uint256(m.capacityWatts) * elapsed * (100 + uint256(tolerancePercent))) / 360_000;
         uint256 increaseWh = totalWh - previous;
         if (increaseWh > maxIncreaseWh) revert ExceedsCapacity(increaseWh, maxIncreaseWh);
 
         uint256 creditedTotal = totalWh / 1000;
         uint256 kWh = creditedTotal - m.creditedKWh;
-        address owner = m.owner;
+        address meterOwner = m.owner;
         m.totalWh = SafeCast.toUint128(totalWh);
         m.lastReportAt = uint64(block.timestamp);
         m.creditedKWh = creditedTotal;
 
         uint256 tokensMinted = kWh * tariff;
-        emit ProductionReported(msg.sender, owner, totalWh, kWh, tokensMinted);
+        emit ProductionReported(msg.sender, meterOwner, totalWh, kWh, tokensMinted);
 
-        uint256 price = askPrice[owner];
+        uint256 price = askPrice[meterOwner];
         if (kWh != 0 && price != 0) {
             uint256 offerId = nextOfferId++;
             _offers[offerId] = OfferRecord({
-                seller: owner, open: true, meter: msg.sender, remainingKWh: SafeCast.toUint96(kWh), pricePerKWh: price
+                seller: meterOwner,
+                open: true,
+                meter: msg.sender,
+                remainingKWh: SafeCast.toUint96(kWh),
+                pricePerKWh: price
             });
-            emit OfferCreated(offerId, owner, msg.sender, kWh, price);
+            emit OfferCreated(offerId, meterOwner, msg.sender, kWh, price);
         }
-        if (tokensMinted != 0) token.mint(owner, tokensMinted);
+        if (tokensMinted != 0) token.mint(meterOwner, tokensMinted);
     }
 
     // ---------------------------------------------------------------- market
@@ -265,6 +325,7 @@ contract EnergyMarket is AccessControl, Pausable, ReentrancyGuard {
     }
 
     function _setTariff(uint256 tariff_) private {
+        if (tariff_ > MAX_TARIFF) revert TariffTooHigh(tariff_, MAX_TARIFF);
         tariff = tariff_;
         emit TariffChanged(tariff_);
     }

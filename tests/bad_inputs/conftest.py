@@ -154,6 +154,7 @@ class ThrowawayHost:
             # A valid deployer (inventories/lab/group_vars/deployer/contracts.yml and its vault).
             "contracts_deployer_private_key": "{{ vault_contracts_deployer_private_key }}",
             "vault_contracts_deployer_private_key": "0x" + "00" * 31 + "01",
+            "contracts_admin_address": "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF",
         }
 
     def inventory(self, variables: dict[str, Any]) -> Path:
@@ -393,7 +394,9 @@ class Scene:
         chain.send(chain.market.functions.setAskPrice(PRICE), chain.owner)
         chain.report(4 * KWH, at=registered_at + 4000)  # offer 1: 4 kWh at PRICE
         chain.send(chain.token.functions.transfer(chain.buyer, 5 * 10**18), chain.owner)
-        self.accounts = {name: getattr(chain, name) for name in ("admin", "meter", "owner", "buyer", "outsider")}
+        self.accounts = {
+            name: getattr(chain, name) for name in ("admin", "registrar", "meter", "owner", "buyer", "outsider")
+        }
         self.accounts["market"] = chain.market.address
         roles = ("DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "TARIFF_ROLE", "PAUSER_ROLE")
         self.roles = {"0x" + getattr(chain.market.functions, role)().call().hex(): role for role in roles}

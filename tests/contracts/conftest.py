@@ -22,8 +22,10 @@ for path in (CONTRACTS_DIR, ROOT):  # heliogrid_contracts, and tests.support (th
 
 # The tests import these from here (`from conftest import KWH, Chain, error_data`).
 from tests.support.evm import (  # noqa: E402
+    ADMIN_DELAY,
     CAPACITY,
     KWH,
+    REPORT_WINDOW,
     TARIFF,
     TOKEN,
     TOLERANCE,
@@ -33,7 +35,18 @@ from tests.support.evm import (  # noqa: E402
     paris_tester,
 )
 
-__all__ = ["CAPACITY", "KWH", "TARIFF", "TOKEN", "TOLERANCE", "Chain", "error_data", "paris_tester"]
+__all__ = [
+    "ADMIN_DELAY",
+    "CAPACITY",
+    "KWH",
+    "REPORT_WINDOW",
+    "TARIFF",
+    "TOKEN",
+    "TOLERANCE",
+    "Chain",
+    "error_data",
+    "paris_tester",
+]
 
 
 @pytest.fixture(scope="session")

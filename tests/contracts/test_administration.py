@@ -61,17 +61,26 @@ def test_only_pauser_pauses_and_unpauses(chain: Chain) -> None:
     assert chain.market.functions.paused().call() is True
 
 
-def test_admin_holds_every_role_and_nobody_else_does(chain: Chain) -> None:
-    fns = chain.market.functions
-    roles = [
-        fns.DEFAULT_ADMIN_ROLE().call(),
-        fns.REGISTRAR_ROLE().call(),
-        fns.TARIFF_ROLE().call(),
-        fns.PAUSER_ROLE().call(),
-    ]
-    assert all(fns.hasRole(role, chain.admin).call() for role in roles)
-    assert not any(
-        fns.hasRole(role, account).call()
-        for role in roles
-        for account in (chain.meter, chain.owner, chain.buyer, chain.outsider)
+def test_tariff_above_the_bound_reverts(chain: Chain) -> None:
+    bound = chain.market.functions.MAX_TARIFF().call()
+    assert bound == 10**24
+    chain.reverts(
+        chain.market.functions.setTariff(bound + 1),
+        chain.admin,
+        error_data(chain.market, "TariffTooHigh", bound + 1, bound),
     )
+    chain.reverts(
+        chain.market.functions.setTariff(2**256 - 1),
+        chain.admin,
+        error_data(chain.market, "TariffTooHigh", 2**256 - 1, bound),
+    )
+    chain.send(chain.market.functions.setTariff(bound), chain.admin)
+    assert chain.market.functions.tariff().call() == bound
+
+
+def test_report_at_the_highest_tariff_mints_without_overflow(chain: Chain) -> None:
+    bound = chain.market.functions.MAX_TARIFF().call()
+    chain.send(chain.market.functions.setTariff(bound), chain.admin)
+    registered_at = chain.register()
+    chain.report(3 * KWH, at=registered_at + 3 * 3600)
+    assert chain.token.functions.balanceOf(chain.owner).call() == 3 * bound

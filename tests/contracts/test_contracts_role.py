@@ -21,6 +21,7 @@ ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable
     "ansible-playbook"
 )
 DEPLOYER_KEY = "0x" + "00" * 31 + "01"  # eth-tester's first prefunded account: a public test key
+ADMIN = "0x" + "ad" * 20  # the contracts' admin: another account, whose key the deploy never sees
 OWNER = "0x" + "0e" * 20
 METERS = {"pi-a": "0x" + "a1" * 20, "pi-b": "0x" + "b2" * 20}
 
@@ -40,6 +41,7 @@ def inventory(tmp_path: Path, rpc_url: str) -> Path:
                             "ansible_connection": "local",
                             "ansible_python_interpreter": sys.executable,
                             "contracts_deployer_private_key": DEPLOYER_KEY,
+                            "contracts_admin_address": ADMIN,
                             "contracts_rpc_via": [],
                         }
                     }
@@ -95,6 +97,12 @@ def test_playbook_deploys_once_then_changes_nothing_and_registers_a_new_pi_with_
     assert market.functions.getMeter(meter_a).call()[:3] == (Web3.to_checksum_address(OWNER), 4000, True)
     assert market.functions.getMeter(meter_b).call()[3] == 0  # pi-b was not in this run
     assert w3.eth.get_balance(meter_a) > 0
+    token = w3.eth.contract(address=record["token"]["address"], abi=record["token"]["abi"])
+    assert (
+        market.functions.defaultAdmin().call()
+        == token.functions.defaultAdmin().call()
+        == Web3.to_checksum_address(ADMIN)
+    )
 
     assert play(inv, "--limit", "pi-a")["changed"] == 0
     assert play(inv, "--check")["changed"] >= 1  # pi-b would be registered

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import CAPACITY, KWH, TARIFF, TOLERANCE, Chain, error_data
+from conftest import CAPACITY, KWH, REPORT_WINDOW, TARIFF, TOLERANCE, Chain, error_data
 
 
 def max_increase_wh(capacity: int, elapsed: int, tolerance: int = TOLERANCE) -> int:
@@ -150,3 +150,33 @@ def test_zero_tariff_offers_without_minting(chain: Chain) -> None:
     assert chain.events(receipt, chain.market, "ProductionReported")[0]["tokensMinted"] == 0
     assert chain.token.functions.totalSupply().call() == 0
     assert chain.market.functions.getOffer(1).call()[2:] == (1, 5, True)
+
+
+def test_meter_silent_for_90_days_mints_at_most_one_window(chain: Chain) -> None:
+    registered_at = chain.register()
+    chain.report(KWH, at=registered_at + 3600)
+    window = chain.market.functions.maxReportSeconds().call()
+    assert window == REPORT_WINDOW
+    allowed = max_increase_wh(CAPACITY, REPORT_WINDOW)  # 24 h at capacity, +10 %
+    months = KWH + max_increase_wh(CAPACITY, 90 * 86400)
+    chain.at(registered_at + 3600 + 90 * 86400)
+    chain.reverts(
+        chain.market.functions.reportProduction(months),
+        chain.meter,
+        error_data(chain.market, "ExceedsCapacity", months - KWH, allowed),
+    )
+    receipt = chain.report(KWH + allowed, at=registered_at + 3600 + 90 * 86400 + 1)
+    credited = chain.events(receipt, chain.market, "ProductionReported")[0]["creditedKWh"]
+    assert credited == (KWH + allowed) // KWH - 1
+    assert chain.token.functions.balanceOf(chain.owner).call() == (credited + 1) * TARIFF
+
+
+def test_first_report_long_after_registration_counts_one_window(chain: Chain) -> None:
+    registered_at = chain.register()
+    allowed = max_increase_wh(CAPACITY, REPORT_WINDOW)
+    chain.at(registered_at + 30 * 86400)
+    chain.reverts(
+        chain.market.functions.reportProduction(allowed + 1),
+        chain.meter,
+        error_data(chain.market, "ExceedsCapacity", allowed + 1, allowed),
+    )

@@ -33,6 +33,8 @@ TOKEN = 10**18  # base units of one whole token (18 decimals)
 TARIFF = 2 * TOKEN  # minted to the owner per credited kWh
 TOLERANCE = 10  # percent
 CAPACITY = 3600  # W: with this capacity 1 s of elapsed time allows exactly 1 Wh (before tolerance)
+ADMIN_DELAY = 2 * 24 * 3600  # s before a new admin may accept the handover
+REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 
 
 def error_data(contract: Contract, name: str, *args: Any) -> bytes:
@@ -76,13 +78,18 @@ def _show(value: Any) -> str:
 
 @dataclass
 class Chain:
-    """The deployed contracts, the named accounts and clock control."""
+    """The deployed contracts, the named accounts and clock control.
+
+    `registrar` deployed the contracts and registers meters (the deployer's key, holding REGISTRAR_ROLE only);
+    `admin` is the inventory's admin (DEFAULT_ADMIN_ROLE, TARIFF_ROLE, PAUSER_ROLE), another account.
+    """
 
     tester: EthereumTester
     w3: Web3
     token: Contract
     market: Contract
     admin: str
+    registrar: str
     meter: str
     owner: str
     buyer: str
@@ -112,7 +119,7 @@ class Chain:
     def register(self, meter: str | None = None, owner: str | None = None, capacity: int = CAPACITY) -> int:
         """Register a meter; returns its registration timestamp."""
         receipt = self.send(
-            self.market.functions.registerMeter(meter or self.meter, owner or self.owner, capacity), self.admin
+            self.market.functions.registerMeter(meter or self.meter, owner or self.owner, capacity), self.registrar
         )
         return self.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
 
@@ -130,12 +137,20 @@ def deploy() -> Chain:
     """A fresh in-process chain with the token and the market deployed by heliogrid_contracts.deploy."""
     tester = paris_tester()
     w3 = Web3(EthereumTesterProvider(tester))
-    admin, meter, owner, buyer, outsider = w3.eth.accounts[:5]
+    registrar, meter, owner, buyer, outsider, admin = w3.eth.accounts[:6]
     key = tester.backend.account_keys[0].to_hex()
     with tempfile.TemporaryDirectory() as tmp:
-        spec = DeploySpec(token_name="Helio kWh", token_symbol="HKWH", tariff=TARIFF, tolerance_percent=TOLERANCE)
+        spec = DeploySpec(
+            token_name="Helio kWh",
+            token_symbol="HKWH",
+            tariff=TARIFF,
+            tolerance_percent=TOLERANCE,
+            admin=admin,
+            admin_delay_seconds=ADMIN_DELAY,
+            max_report_seconds=REPORT_WINDOW,
+        )
         result = Deployer(w3, key, Path(tmp) / "contracts.json").run(spec)
     assert result.record is not None
     token = w3.eth.contract(address=result.record["token"]["address"], abi=result.record["token"]["abi"])
     market = w3.eth.contract(address=result.record["market"]["address"], abi=result.record["market"]["abi"])
-    return Chain(tester, w3, token, market, admin, meter, owner, buyer, outsider)
+    return Chain(tester, w3, token, market, admin, registrar, meter, owner, buyer, outsider)

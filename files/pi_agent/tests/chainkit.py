@@ -11,8 +11,13 @@ from web3 import Web3
 from web3.utils import get_create_address
 
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
+ADMIN_DELAY = 2 * 24 * 3600  # s a new admin waits before accepting a handover
+REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 TARIFF = 10**18
-ADMIN_KEY = "0x" + "a1" * 32  # throwaway test keys
+# Throwaway test keys. The admin pauses and sets the tariff; the deployer deploys and registers meters and holds
+# no other role, as in a real deployment.
+ADMIN_KEY = "0x" + "a1" * 32
+DEPLOYER_KEY = "0x" + "d4" * 32
 METER_KEY = "0x" + "b2" * 32
 
 
@@ -75,34 +80,27 @@ def deploy(w3: Web3, key: str, name: str, *args: Any) -> Any:
 def setup_market(
     w3: Web3, workdir: Path, meter: str, owner: str, capacity_watts: int, tolerance: int = 10, ask_price: int = 0
 ) -> dict[str, Any]:
-    """Token + market, the meter registered, a deployment record written; returns handles."""
-    admin = Account.from_key(ADMIN_KEY).address
-    # Sent in two batches of consecutive nonces rather than one by one: on a 1 s Clique chain every
-    # transaction waited for takes about two blocks. The market is deployed with the token's address-to-be.
-    nonce = w3.eth.get_transaction_count(admin, "pending")
-    token_address = get_create_address(admin, nonce)
+    """Token + market deployed by DEPLOYER_KEY for ADMIN_KEY, the meter registered, a deployment record written."""
+    admin, deployer = Account.from_key(ADMIN_KEY).address, Account.from_key(DEPLOYER_KEY).address
+    # Sent as one batch of consecutive nonces rather than one by one: on a 1 s Clique chain every transaction
+    # waited for takes about two blocks. The token names the market's address-to-be as its minter, the market the
+    # token's; the deployer is the registrar.
+    nonce = w3.eth.get_transaction_count(deployer, "pending")
+    token_address, market_address = get_create_address(deployer, nonce), get_create_address(deployer, nonce + 1)
+    token = w3.eth.contract(address=token_address, abi=artifact("EnergyToken")["abi"])
+    market = w3.eth.contract(address=market_address, abi=artifact("EnergyMarket")["abi"])
+    token_tx = _deploy_tx(
+        w3, DEPLOYER_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin, ADMIN_DELAY, market_address
+    )
+    market_tx = _deploy_tx(
+        w3, DEPLOYER_KEY, "EnergyMarket", token_address, admin, ADMIN_DELAY, deployer, TARIFF, tolerance, REPORT_WINDOW
+    )
+    register_tx = _call_tx(DEPLOYER_KEY, market.functions.registerMeter(meter, owner, capacity_watts))
     deployed = mined(
         w3,
-        submit(w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyToken", "HelioGrid Energy", "HGE", admin), nonce),
-        submit(
-            w3, ADMIN_KEY, _deploy_tx(w3, ADMIN_KEY, "EnergyMarket", token_address, admin, TARIFF, tolerance), nonce + 1
-        ),
+        *(submit(w3, DEPLOYER_KEY, tx, nonce + i) for i, tx in enumerate((token_tx, market_tx, register_tx))),
     )
-    assert deployed[0]["contractAddress"] == token_address
-    token = w3.eth.contract(address=token_address, abi=artifact("EnergyToken")["abi"])
-    market = w3.eth.contract(address=deployed[1]["contractAddress"], abi=artifact("EnergyMarket")["abi"])
-    mined(
-        w3,
-        submit(
-            w3,
-            ADMIN_KEY,
-            _call_tx(ADMIN_KEY, token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address)),
-            nonce + 2,
-        ),
-        submit(
-            w3, ADMIN_KEY, _call_tx(ADMIN_KEY, market.functions.registerMeter(meter, owner, capacity_watts)), nonce + 3
-        ),
-    )
+    assert [r["contractAddress"] for r in deployed[:2]] == [token_address, market_address]
     if ask_price:
         call(w3, METER_KEY, market.functions.setAskPrice(ask_price))
     record = {

@@ -33,10 +33,18 @@ class Tx:
 class FakeChain:
     market_address = MARKET
 
-    def __init__(self, clock: Any, chain_id: int = 1337, tolerance_percent: int = 10, automine: bool = True) -> None:
+    def __init__(
+        self,
+        clock: Any,
+        chain_id: int = 1337,
+        tolerance_percent: int = 10,
+        automine: bool = True,
+        max_report_seconds: int | None = 24 * 3600,
+    ) -> None:
         self.clock = clock
         self._chain_id = chain_id
         self.tolerance = tolerance_percent
+        self.report_window = max_report_seconds  # None: a market from before the report window
         self.automine = automine
         self.up = True
         self.blocks = [int(clock.time())]
@@ -51,6 +59,8 @@ class FakeChain:
         self.sent: list[bytes] = []  # every raw transaction ever accepted, resends included
         self.mined: list[Tx] = []
         self.credit_events: list[int] = []
+        self.is_paused = False
+        self.ether: dict[str, int] = {}  # wei; accounts not listed hold plenty
 
     # -- test controls -----------------------------------------------------------------------------------
     def register(self, meter: str, owner: str, capacity_watts: int) -> None:
@@ -129,6 +139,18 @@ class FakeChain:
         self._check()
         return self.tolerance
 
+    def max_report_seconds(self) -> int | None:
+        self._check()
+        return self.report_window
+
+    def paused(self) -> bool:
+        self._check()
+        return self.is_paused
+
+    def ether_balance(self, address: str) -> int:
+        self._check()
+        return self.ether.get(address.lower(), 10**21)
+
     def token_balance(self, address: str) -> int:
         self._check()
         return self.balances.get(address.lower(), 0)
@@ -178,6 +200,8 @@ class FakeChain:
 
     def _execute(self, tx: Tx) -> bool:
         kind, body = tx.data[:1], tx.data[1:]
+        if self.is_paused and tx.to.lower() == MARKET.lower():  # whenNotPaused
+            return False
         if kind == b"R":
             return self._report(tx.sender, int.from_bytes(body, "big"))
         if kind == b"A":
@@ -192,7 +216,10 @@ class FakeChain:
         if m is None or not m.active or total <= m.total_wh:
             return False
         since = m.last_report_at or m.registered_at
-        max_increase = m.capacity_watts * (self.blocks[-1] - since) * (100 + self.tolerance) // 360_000
+        elapsed = self.blocks[-1] - since
+        if self.report_window is not None:
+            elapsed = min(elapsed, self.report_window)
+        max_increase = m.capacity_watts * elapsed * (100 + self.tolerance) // 360_000
         if total - m.total_wh > max_increase:
             return False
         kwh = total // 1000 - m.credited_kwh

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from chainkit import ADMIN_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
+from chainkit import DEPLOYER_KEY, METER_KEY, REPORT_WINDOW, TARIFF, artifacts_available, setup_market
 from eth_account import Account
 
 from heliogrid_agent.agent import Agent
@@ -26,7 +28,7 @@ def w3():
 
     w3 = Web3(EthereumTesterProvider())
     funder = w3.eth.accounts[0]
-    for key in (ADMIN_KEY, METER_KEY):
+    for key in (DEPLOYER_KEY, METER_KEY):
         w3.eth.send_transaction({"from": funder, "to": Account.from_key(key).address, "value": 10**21})
     return w3
 
@@ -59,7 +61,9 @@ def test_simulated_installation_sells_kwh_and_on_chain_credit_matches_the_counte
         }
     )
     store = Store(tmp_path / "agent.db")
-    reporter = Reporter(chain, store, meter_account, expected_chain_id=w3.eth.chain_id, clock=clock)
+    reporter = Reporter(
+        chain, store, meter_account, expected_chain_id=w3.eth.chain_id, clock=clock, max_buy_price_per_kwh=10**18
+    )
     agent = Agent(cfg, SimulatedInstallation(cfg.sensor, clock), store, reporter, clock)
     for _ in range(12):  # 3.6 MW: one kWh a second
         clock.advance(1)
@@ -109,3 +113,13 @@ def test_replayed_report_after_a_lost_database_row_credits_nothing(tmp_path, w3,
     assert (m[5], m[6]) == (1500, 1)
     assert [r.status for r in store.transactions()] == ["mined"]
     assert kit["token"].functions.balanceOf(meter_account.address).call() == TARIFF
+
+
+def test_the_markets_report_window_is_read_and_a_record_from_before_it_has_none(tmp_path, w3):
+    meter_account = Account.from_key(METER_KEY)
+    kit = setup_market(w3, tmp_path, meter_account.address, meter_account.address, capacity_watts=4_000_000_000)
+    deployment = load_deployment(kit["record"])
+    assert Web3Chain("http://unused", deployment, w3=w3).max_report_seconds() == REPORT_WINDOW
+    old_abi = [e for e in deployment.market_abi if e.get("name") != "maxReportSeconds"]
+    old = dataclasses.replace(deployment, market_abi=old_abi)
+    assert Web3Chain("http://unused", old, w3=w3).max_report_seconds() is None

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chainkit import ADMIN_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
+from chainkit import DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
 from eth_account import Account
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -36,7 +36,7 @@ def devchain(tmp_path):
         pytest.fail("contracts/build/*.json are missing: the recorded contract artifacts are part of the repository")
     from tests.support import devchain as devchain_module
 
-    prefund = [Account.from_key(k).address for k in (ADMIN_KEY, METER_KEY)]
+    prefund = [Account.from_key(k).address for k in (DEPLOYER_KEY, METER_KEY)]
     try:
         chain = devchain_module.DevChain(tmp_path / "devchain", prefund=prefund)
     except devchain_module.GethNotBuilt as exc:

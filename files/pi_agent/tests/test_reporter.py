@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from fakechain import FakeChain
 
-from heliogrid_agent.chain import NodeUnavailable
+from heliogrid_agent.chain import NodeUnavailable, SendRejected
 from heliogrid_agent.meter import UWH_PER_WH
 from heliogrid_agent.reporter import BuyError, Reporter
 from heliogrid_agent.store import Store
@@ -15,6 +15,7 @@ class Crash(Exception):
 
 def make(tmp_path, chain, account, clock, **kwargs) -> tuple[Reporter, Store]:
     store = Store(tmp_path / "agent.db")
+    kwargs.setdefault("max_buy_price_per_kwh", 10**19)
     return Reporter(chain, store, account, expected_chain_id=1337, clock=clock, **kwargs), store
 
 
@@ -90,6 +91,32 @@ def test_catch_up_respects_the_contracts_capacity_rule(tmp_path, clock, account)
     assert [r.status for r in store.transactions()] == ["mined", "mined"]  # nothing sent that would revert
 
 
+def test_a_meter_silent_for_90_days_asks_for_one_report_window_only(tmp_path, clock, account):
+    chain = FakeChain(clock, tolerance_percent=0, max_report_seconds=24 * 3600)
+    chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=1000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    # 90 days at 1 kW counted on the SD card; the market counts at most one day of a silence.
+    clock.advance(90 * 24 * 3600)
+    chain.mine()
+    store.record_sample(2160_000 * UWH_PER_WH, 2160_000 * UWH_PER_WH, "d", clock.time())
+    reporter.step()
+    assert chain.meter(account.address).total_wh == 24_000
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]  # one window asked, nothing that reverts
+    assert reporter.status.reverts_in_a_row == 0
+
+
+def test_a_market_without_a_report_window_takes_the_whole_silence(tmp_path, clock, account):
+    chain = FakeChain(clock, tolerance_percent=0, max_report_seconds=None)
+    chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=1000)
+    reporter, store = make(tmp_path, chain, account, clock)
+    clock.advance(90 * 24 * 3600)
+    chain.mine()
+    store.record_sample(2160_000 * UWH_PER_WH, 2160_000 * UWH_PER_WH, "d", clock.time())
+    reporter.step()
+    assert chain.meter(account.address).total_wh == 2160_000
+
+
 def test_restart_rebroadcasts_the_same_signed_transaction(tmp_path, fake_chain, account, clock):
     fake_chain.automine = False
     reporter, store = make(tmp_path, fake_chain, account, clock)
@@ -139,18 +166,174 @@ def test_only_one_report_is_in_flight(tmp_path, fake_chain, account, clock):
     assert [r.nonce for r in store.transactions()] == [0, 1]
 
 
-def test_reverted_report_is_followed_by_a_new_one(tmp_path, fake_chain, account, clock):
-    reporter, store = make(tmp_path, fake_chain, account, clock)
+def test_reverted_report_is_followed_by_a_new_one_after_the_backoff(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock, revert_backoff_seconds=15)
     produce(store, 1000, clock)
     original = fake_chain._report
-    fake_chain._report = lambda sender, total: False  # e.g. the market was paused for a block
+    fake_chain._report = lambda sender, total: False  # a market that reverts for its own reasons
     reporter.step()  # sent, mined, reverted
     fake_chain._report = original
-    reporter.step()  # settles it as reverted, sends a new report
-    assert store.transactions()[0].status == "reverted"
-    reporter.step()  # settles the new one
+    reporter.step()  # settles it as reverted; the next report waits
+    assert [r.status for r in store.transactions()] == ["reverted"]
+    clock.advance(15)
+    reporter.step()  # sends a new report
+    reporter.step()  # settles it
     assert fake_chain.meter(account.address).total_wh == 1000
     assert [r.status for r in store.transactions()] == ["reverted", "mined"]
+    assert reporter.status.reverts_in_a_row == 0
+
+
+def sends_over(reporter, clock, seconds: int, poll: int = 2) -> list[float]:
+    """Step the reporter every ``poll`` seconds for ``seconds``; the times at which a new report was signed."""
+    times, seen = [], len(reporter.store.transactions())
+    for _ in range(seconds // poll):
+        clock.advance(poll)
+        reporter.step()
+        now = len(reporter.store.transactions())
+        times += [clock.time()] * (now - seen)
+        seen = now
+    return times
+
+
+def test_reverts_in_a_row_back_off_exponentially_up_to_the_cap(tmp_path, fake_chain, account, clock):
+    reporter, store = make(
+        tmp_path, fake_chain, account, clock, revert_backoff_seconds=10, revert_backoff_max_seconds=40
+    )
+    produce(store, 1000, clock)
+    fake_chain._report = lambda sender, total: False
+    start = clock.time()
+    times = sends_over(reporter, clock, 240)
+    gaps = [round(b - a) for a, b in zip([start, *times], times, strict=False)]
+    # the first at once, then 10, 20, 40, 40... seconds after each revert (plus the poll that notices it)
+    assert gaps[:6] == [2, 12, 22, 42, 42, 42]
+    assert reporter.status.reverts_in_a_row == len(times)
+
+
+def test_a_market_stricter_than_the_agent_knows_gets_smaller_reports_until_one_passes(
+    tmp_path, fake_chain, account, clock
+):
+    fake_chain.register(account.address, owner="0x" + "22" * 20, capacity_watts=400_000)  # the rule never binds
+    reporter, store = make(tmp_path, fake_chain, account, clock, revert_backoff_seconds=10)
+    original = fake_chain._report
+
+    def strict(sender, total):  # e.g. a report window shorter than the silence: at most 2.5 kWh at once
+        m = fake_chain.meter(sender)
+        return total - m.total_wh <= 2500 and original(sender, total)
+
+    fake_chain._report = strict
+    produce(store, 8000, clock)
+    sends_over(reporter, clock, 120)
+    totals = [r.total_wh for r in store.transactions()]
+    assert totals[:3] == [8000, 4000, 2000]  # halved after each revert, then accepted
+    assert fake_chain.meter(account.address).total_wh >= 2000
+    assert reporter.status.reverts_in_a_row == 0
+    sends_over(reporter, clock, 300)
+    assert fake_chain.meter(account.address).credited_kwh == 8  # everything, each kWh once
+    assert sum(fake_chain.credit_events) == 8
+
+
+def test_the_backoff_survives_a_restart(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock, revert_backoff_seconds=100)
+    produce(store, 1000, clock)
+    fake_chain._report = lambda sender, total: False
+    reporter.step()
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["reverted"]
+    again = Reporter(fake_chain, store, account, expected_chain_id=1337, clock=clock, revert_backoff_seconds=100)
+    assert sends_over(again, clock, 90) == []
+    assert len(sends_over(again, clock, 20)) == 1
+
+
+def test_a_wall_clock_set_back_does_not_hold_reports_longer_than_the_cap(tmp_path, fake_chain, account, clock):
+    reporter, store = make(
+        tmp_path, fake_chain, account, clock, revert_backoff_seconds=10, revert_backoff_max_seconds=40
+    )
+    produce(store, 1000, clock)
+    reporter.status.reverts_in_a_row, reporter.status.next_report_at = 1, clock.time() + 86_400  # clock went back a day
+    reporter.step()
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]
+
+
+def test_refused_send_is_retried_after_resend_seconds_not_at_every_step(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock, resend_seconds=30)
+    produce(store, 1000, clock)
+    tries = []
+
+    def refuse(raw: bytes) -> str:
+        tries.append(clock.time())
+        raise SendRejected("insufficient funds for gas * price + value")
+
+    fake_chain.send_raw = refuse
+    reporter.step()
+    for _ in range(45):  # 90 s of 2 s polls
+        clock.advance(2)
+        reporter.step()
+    assert [round(t - tries[0]) for t in tries] == [0, 30, 60, 90]
+    assert len(store.transactions()) == 1  # the same signed transaction each time
+
+
+def test_paused_market_gets_no_transaction_and_the_energy_waits_for_the_unpause(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    fake_chain.is_paused = True
+    for _ in range(3):
+        produce(store, 1000, clock)
+        reporter.step()
+    assert fake_chain.sent == []
+    assert store.transactions() == []
+    assert reporter.status.market_paused is True
+    assert "market is paused" in reporter.status.problem
+    assert store.total_uwh() == 3000 * UWH_PER_WH  # counted all along
+
+    fake_chain.is_paused = False
+    reporter.step()
+    reporter.step()
+    assert reporter.status.market_paused is False
+    assert reporter.status.problem is None
+    assert fake_chain.meter(account.address).credited_kwh == 3
+    assert fake_chain.credit_events == [3]  # one report carried the whole pause, credited once
+
+
+def test_a_signed_report_waiting_in_the_outbox_is_not_broadcast_while_paused(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    produce(store, 1000, clock)
+    reporter.checkpoint = lambda step: (_ for _ in ()).throw(Crash()) if step == "persisted" else None
+    with pytest.raises(Crash):
+        reporter.step()  # signed and persisted, killed before the broadcast
+    fake_chain.is_paused = True
+    again, _ = make(tmp_path, fake_chain, account, clock)
+    for _ in range(5):
+        clock.advance(60)
+        again.step()
+    assert fake_chain.sent == []
+    fake_chain.is_paused = False
+    again.step()
+    again.step()
+    assert [r.status for r in store.transactions()] == ["mined"]
+    assert fake_chain.meter(account.address).credited_kwh == 1
+
+
+def test_ether_balance_and_low_gas_are_exposed(tmp_path, fake_chain, account, clock):
+    from heliogrid_agent.metrics import AgentMetrics
+
+    metrics = AgentMetrics()
+    reporter, _store = make(tmp_path, fake_chain, account, clock, metrics=metrics, low_gas_transactions=50)
+    per_tx = 300_000 * 10**9  # gas limit x the fake chain's gas price
+    fake_chain.ether[account.address.lower()] = 10 * per_tx
+    reporter.step()
+    assert (reporter.status.ether_wei, reporter.status.transactions_left, reporter.status.gas_low) == (
+        10 * per_tx,
+        10,
+        True,
+    )
+    value = metrics.registry.get_sample_value
+    assert value("heliogrid_agent_gas_low") == 1
+    assert value("heliogrid_agent_ether_balance_wei") == 10 * per_tx
+    assert value("heliogrid_agent_gas_transactions_left") == 10
+    fake_chain.ether[account.address.lower()] = 500 * per_tx
+    reporter.step()
+    assert reporter.status.gas_low is False
+    assert value("heliogrid_agent_gas_low") == 0
 
 
 def test_transaction_whose_nonce_was_taken_is_marked_dropped(tmp_path, fake_chain, account, clock):
@@ -303,3 +486,35 @@ def test_buy_with_the_node_down_raises_node_unavailable(tmp_path, fake_chain, ac
     fake_chain.up = False
     with pytest.raises(NodeUnavailable):
         reporter.buy(1, 1)
+
+
+def test_buy_above_the_owners_cap_is_refused_before_signing(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock, max_buy_price_per_kwh=10**18)
+    seller = "0x" + "33" * 20
+    fake_chain.offers[1] = fake_chain.get_offer(1).__class__(1, seller, seller, 5, 10**18 + 1, True)
+    fake_chain.balances[account.address.lower()] = 100 * 10**18
+    reporter.step()
+    with pytest.raises(BuyError, match=r"above the owner's cap buy.max_price_per_kwh \(1000000000000000000"):
+        reporter.buy(1, 1)
+    assert store.transactions() == []
+
+
+def test_buying_is_off_until_the_owner_sets_a_cap(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock, max_buy_price_per_kwh=0)
+    seller = "0x" + "33" * 20
+    fake_chain.offers[1] = fake_chain.get_offer(1).__class__(1, seller, seller, 5, 1, True)
+    fake_chain.balances[account.address.lower()] = 100
+    with pytest.raises(BuyError, match="buying is off"):
+        reporter.buy(1, 1)
+    assert store.transactions() == []
+
+
+def test_buy_while_the_market_is_paused_is_refused(tmp_path, fake_chain, account, clock):
+    reporter, store = make(tmp_path, fake_chain, account, clock)
+    seller = "0x" + "33" * 20
+    fake_chain.offers[1] = fake_chain.get_offer(1).__class__(1, seller, seller, 5, 1, True)
+    fake_chain.balances[account.address.lower()] = 100
+    fake_chain.is_paused = True
+    with pytest.raises(BuyError, match="market is paused"):
+        reporter.buy(1, 1)
+    assert store.transactions() == []

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.utils import get_create_address
 
 from heliogrid_stats.api import create_app
 from heliogrid_stats.config import StatsConfig
@@ -22,6 +23,8 @@ BUILD = Path(os.environ.get("HELIOGRID_CONTRACTS_BUILD", REPO / "contracts" / "b
 RESULTS = Path(os.environ.get("HELIOGRID_TEST_RESULTS", REPO / "test-results"))
 TARIFF = 10**18  # one token per credited kWh
 TOLERANCE = 10  # percent
+ADMIN_DELAY = 2 * 24 * 3600  # s a new admin waits before accepting (EnergyToken/EnergyMarket constructors)
+REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 SECRET = "correct horse battery staple"
 
 
@@ -94,17 +97,23 @@ class Market:
 
 
 def deploy(w3: Web3) -> Market:
+    # One account is admin and registrar here (the roles keep them apart); the token names the market's
+    # address-to-be (the next nonce) as its minter.
     admin = w3.eth.accounts[0]
     token_art, market_art = artifact("EnergyToken"), artifact("EnergyMarket")
+    market_address = get_create_address(admin, w3.eth.get_transaction_count(admin) + 1)
     token_factory = w3.eth.contract(abi=token_art["abi"], bytecode=token_art["bytecode"])
-    tx = token_factory.constructor("HelioGrid Energy", "HGE", admin).transact({"from": admin})
+    tx = token_factory.constructor("HelioGrid Energy", "HGE", admin, ADMIN_DELAY, market_address).transact(
+        {"from": admin}
+    )
     token = w3.eth.contract(address=w3.eth.wait_for_transaction_receipt(tx)["contractAddress"], abi=token_art["abi"])
     market_factory = w3.eth.contract(abi=market_art["abi"], bytecode=market_art["bytecode"])
-    tx = market_factory.constructor(token.address, admin, TARIFF, TOLERANCE).transact({"from": admin})
+    tx = market_factory.constructor(
+        token.address, admin, ADMIN_DELAY, admin, TARIFF, TOLERANCE, REPORT_WINDOW
+    ).transact({"from": admin})
     receipt = w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt["contractAddress"] == market_address
     market = w3.eth.contract(address=receipt["contractAddress"], abi=market_art["abi"])
-    minter = token.functions.MINTER_ROLE().call()
-    w3.eth.wait_for_transaction_receipt(token.functions.grantRole(minter, market.address).transact({"from": admin}))
     record = {
         "chainId": w3.eth.chain_id,
         "token": {"address": token.address, "abi": token_art["abi"]},

@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware, SignAndSendRawMiddlewareBuilder
 from web3.utils import get_create_address
 
-from conftest import REPO, SECRET, TARIFF, TOLERANCE, artifact
+from conftest import ADMIN_DELAY, REPO, REPORT_WINDOW, SECRET, TARIFF, TOLERANCE, artifact
 from heliogrid_stats.api import create_app
 from heliogrid_stats.config import StatsConfig
 
@@ -82,14 +82,15 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
         return receipts
 
     # Transactions go in batches of consecutive nonces (each one waited for alone takes about two 1 s blocks):
-    # the token and the market (given the token's address-to-be), then the minter role and the meter.
+    # the token (given the market's address-to-be as its minter) and the market (given the token's), then the meter.
     token_art, market_art = artifact("EnergyToken"), artifact("EnergyMarket")
-    token_address = get_create_address(sealer.address, w3.eth.get_transaction_count(sealer.address, "pending"))
+    nonce = w3.eth.get_transaction_count(sealer.address, "pending")
+    token_address, market_address = (get_create_address(sealer.address, n) for n in (nonce, nonce + 1))
     token_tx = w3.eth.contract(abi=token_art["abi"], bytecode=token_art["bytecode"]).constructor(
-        "HelioGrid Energy", "HGE", sealer.address
+        "HelioGrid Energy", "HGE", sealer.address, ADMIN_DELAY, market_address
     )
     market_tx = w3.eth.contract(abi=market_art["abi"], bytecode=market_art["bytecode"]).constructor(
-        token_address, sealer.address, TARIFF, TOLERANCE
+        token_address, sealer.address, ADMIN_DELAY, sealer.address, TARIFF, TOLERANCE, REPORT_WINDOW
     )
     token_receipt, receipt = mined(
         token_tx.transact({"from": sealer.address}), market_tx.transact({"from": sealer.address})
@@ -106,10 +107,7 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
             }
         )
     )
-    _, registered = mined(
-        token.functions.grantRole(token.functions.MINTER_ROLE().call(), market.address).transact(
-            {"from": sealer.address}
-        ),
+    (registered,) = mined(
         market.functions.registerMeter(meter.address, sealer.address, MAX_CAPACITY).transact({"from": sealer.address}),
     )
     # At MAX_CAPACITY one second since the registration allows far more than 2.5 kWh; transact() estimates the

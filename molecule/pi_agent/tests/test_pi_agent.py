@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
+
+import pytest
 
 from tests.support.agent_unit import HARDENING, UNIT, USER, VENV, unit_settings
 from tests.support.venv_lock import unexpected
@@ -141,6 +144,22 @@ def test_ui_answers_the_lan_with_the_meter_key(host):
     assert status["address"] == host.check_output(f"{AGENT} address --keystore /var/lib/heliogrid-agent/keystore.json")
     assert status["capacity_watts"] == 1000
     assert status["node"]["up"] is False
+
+
+def test_ui_login_code_is_private_to_the_agent_user_and_a_post_without_it_is_refused(host):
+    secret = host.file("/var/lib/heliogrid-agent/ui-secret")
+    assert (secret.user, secret.mode) == (USER, 0o600)
+    request = urllib.request.Request(
+        f"http://{lan_address(host)}:8080/api/selling",
+        json.dumps({"paused": True}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    # The journal names the file, never the code.
+    code = host.check_output("cat /var/lib/heliogrid-agent/ui-secret").replace("-", "")
+    assert code not in host.check_output("journalctl -u heliogrid-agent --no-pager -q -o cat").replace("-", "")
 
 
 def test_ui_listens_on_the_lan_address_and_metrics_on_loopback_only(host):

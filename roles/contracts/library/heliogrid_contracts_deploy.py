@@ -37,6 +37,12 @@ options:
   token_symbol: {description: ERC-20 symbol., type: str, required: true}
   tariff: {description: Token base units minted per credited kWh., type: int, required: true}
   tolerance_percent: {description: Allowed excess over capacity x elapsed time., type: int, required: true}
+  admin:
+    description: The contracts' admin address (not the deployer's); checked on chain on every run.
+    type: str
+    required: true
+  admin_delay_seconds: {description: Seconds a new admin waits before accepting a handover., type: int, default: 172800}
+  max_report_seconds: {description: Most elapsed time one meter report may count., type: int, default: 86400}
   meters:
     description: "Meters: address, owner, capacity_watts, optional active and name."
     type: list
@@ -50,6 +56,10 @@ options:
 
 RETURN = r"""
 actions: {description: What was done (or would be done in check mode)., type: list, returned: always}
+notices:
+  description: What the deployer found but may not change (tariff drift, a pending admin handover).
+  type: list
+  returned: always
 record:
   description: The deployment record (chainId, token and market address/abi/block); null before a first
     deploy in check mode.
@@ -76,6 +86,9 @@ def main() -> None:
             "token_symbol": {"type": "str", "required": True},
             "tariff": {"type": "int", "required": True},
             "tolerance_percent": {"type": "int", "required": True},
+            "admin": {"type": "str", "required": True},
+            "admin_delay_seconds": {"type": "int", "default": 172800},
+            "max_report_seconds": {"type": "int", "default": 86400},
             "meters": {"type": "list", "elements": "dict", "default": []},
             "meter_min_balance_wei": {"type": "int", "default": 0},
             "meter_fund_wei": {"type": "int", "default": 0},
@@ -108,6 +121,9 @@ def main() -> None:
                     "token_symbol",
                     "tariff",
                     "tolerance_percent",
+                    "admin",
+                    "admin_delay_seconds",
+                    "max_report_seconds",
                     "meters",
                     "meter_min_balance_wei",
                     "meter_fund_wei",
@@ -136,7 +152,7 @@ def main() -> None:
     finally:
         if w3 is not None and hasattr(w3.provider, "close"):
             w3.provider.close()
-    module.exit_json(changed=result.changed, actions=result.actions, record=result.record)
+    module.exit_json(changed=result.changed, actions=result.actions, notices=result.warnings, record=result.record)
 
 
 if __name__ == "__main__":

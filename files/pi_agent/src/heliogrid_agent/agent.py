@@ -209,4 +209,11 @@ class Agent:
             out["sold_kwh"] = s.meter.credited_kwh if s.meter else None
             out["onchain_total_wh"] = s.meter.total_wh if s.meter else None
             out["balances"] = {k: str(v) for k, v in s.balances.items()}
+            out["market_paused"] = s.market_paused
+            out["gas"] = {
+                "ether_wei": None if s.ether_wei is None else str(s.ether_wei),
+                "transactions_left": s.transactions_left,
+                "low": s.gas_low,
+            }
+            out["reports"] = {"reverts_in_a_row": s.reverts_in_a_row, "next_report_at": s.next_report_at}
         return out

@@ -121,6 +121,9 @@ class Chain(Protocol):
     def receipt(self, tx_hash: str) -> Receipt | None: ...
     def get_meter(self, address: str) -> MeterInfo: ...
     def tolerance_percent(self) -> int: ...
+    def max_report_seconds(self) -> int | None: ...
+    def paused(self) -> bool: ...
+    def ether_balance(self, address: str) -> int: ...
     def token_balance(self, address: str) -> int: ...
     def allowance(self, owner: str, spender: str) -> int: ...
     def get_offer(self, offer_id: int) -> Offer: ...
@@ -149,6 +152,9 @@ class Web3Chain:
         self.market_address = Web3.to_checksum_address(deployment.market_address)
         self.market = self.w3.eth.contract(address=self.market_address, abi=deployment.market_abi)
         self._token: Any | None = None
+        # A market deployed before the report window existed has none (its record's ABI lacks it).
+        self._has_report_window = any(e.get("name") == "maxReportSeconds" for e in deployment.market_abi)
+        self._report_window: int | None = None
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         import requests
@@ -219,6 +225,17 @@ class Web3Chain:
 
     def tolerance_percent(self) -> int:
         return int(self._guard(self.market.functions.tolerancePercent().call))
+
+    def max_report_seconds(self) -> int | None:
+        if self._report_window is None and self._has_report_window:  # immutable in the contract: read once
+            self._report_window = int(self._guard(self.market.functions.maxReportSeconds().call))
+        return self._report_window
+
+    def paused(self) -> bool:
+        return bool(self._guard(self.market.functions.paused().call))
+
+    def ether_balance(self, address: str) -> int:
+        return int(self._guard(self.w3.eth.get_balance, address))
 
     def token_balance(self, address: str) -> int:
         return int(self._guard(self.token.functions.balanceOf(address).call))

@@ -1,4 +1,4 @@
-"""Command line: ``heliogrid-agent run|check-config|keygen|address``."""
+"""Command line: ``heliogrid-agent run|check-config|keygen|ui-secret|address``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from heliogrid_agent.chain import DeploymentError, Web3Chain, load_deployment
 from heliogrid_agent.config import AgentConfig, ConfigError, load_config
 from heliogrid_agent.keys import LIGHT_SCRYPT_N, KeystoreError, create_keystore, keystore_address, load_account
 from heliogrid_agent.pins import HardwareError, make_pin_factory
+from heliogrid_agent.ui_auth import SecretError, ensure_secret
 
 DEFAULT_CONFIG = "/etc/heliogrid-agent/agent.toml"
 log = logging.getLogger("heliogrid_agent")
@@ -30,16 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     keygen.add_argument("--keystore", help="default: chain.keystore from the configuration")
     keygen.add_argument("--password-file", help="default: chain.password_file from the configuration")
     keygen.add_argument("--scrypt-n", type=int, default=LIGHT_SCRYPT_N, help="scrypt cost (power of two)")
+    secret = sub.add_parser(
+        "ui-secret", help="create the page's login code file (0600) if it is missing; prints its path, never the code"
+    )
+    secret.add_argument("--file", help="default: ui.secret_file from the configuration")
     address = sub.add_parser("address", help="print the Pi's account address (from the keystore, no password)")
     address.add_argument("--keystore", help="default: chain.keystore from the configuration")
     args = parser.parse_args(argv)
 
     try:
         explicit = args.command == "address" or (args.command == "keygen" and args.password_file)
-        if args.command in ("keygen", "address") and args.keystore and explicit:
-            config = None
-        else:
-            config = load_config(args.config)
+        standalone = (args.command == "ui-secret" and args.file) or (
+            args.command in ("keygen", "address") and args.keystore and explicit
+        )
+        config = None if standalone else load_config(args.config)
         if args.command == "check-config":
             assert config is not None
             if config.chain.enabled:
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "address":
             print(keystore_address(args.keystore or config.chain.keystore))  # type: ignore[union-attr]
             return 0
+        if args.command == "ui-secret":
+            path = Path(args.file or config.ui.secret_file)  # type: ignore[union-attr]
+            print(f"{'created' if ensure_secret(path) else 'exists'} {path}")
+            return 0
         if args.command == "keygen":
             keystore = Path(args.keystore or config.chain.keystore)  # type: ignore[union-attr]
             password = Path(args.password_file or config.chain.password_file)  # type: ignore[union-attr]
@@ -57,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         assert config is not None
         return run(config)
-    except (ConfigError, DeploymentError, KeystoreError, HardwareError) as exc:
+    except (ConfigError, DeploymentError, KeystoreError, HardwareError, SecretError) as exc:
         print(f"heliogrid-agent: {exc}", file=sys.stderr)
         return 2
 
@@ -71,7 +80,7 @@ def run(config: AgentConfig) -> int:
     from heliogrid_agent.reporter import Reporter
     from heliogrid_agent.sensors import make_sensor
     from heliogrid_agent.store import Store
-    from heliogrid_agent.ui import UiServer
+    from heliogrid_agent.ui import UiServer, prepare_secret
 
     setup_logging(config.log.level, config.log.target)
     # The deployment record and the key are read before the store is opened: a start they refuse creates no database.
@@ -87,6 +96,8 @@ def run(config: AgentConfig) -> int:
     except Exception as exc:  # gpiozero: pin in use, no such pin on this board, SPI not enabled...
         raise HardwareError(f"sensor {config.meter.sensor!r} could not be set up: {type(exc).__name__}: {exc}") from exc
     metrics = AgentMetrics()
+    if config.ui.enabled:  # the page's login code too: a start that cannot keep one creates no database
+        prepare_secret(config.ui.secret_file)
     store = Store(config.store.path)
     closers: list[Any] = [store]
     reporter = None
@@ -98,6 +109,10 @@ def run(config: AgentConfig) -> int:
             gas_limit=config.chain.gas_limit,
             max_gas_price_wei=int(config.chain.max_gas_price_gwei * 10**9),
             resend_seconds=config.chain.resend_seconds,
+            revert_backoff_seconds=config.chain.revert_backoff_seconds,
+            revert_backoff_max_seconds=config.chain.revert_backoff_max_seconds,
+            low_gas_transactions=config.chain.low_gas_transactions,
+            max_buy_price_per_kwh=config.buy.max_price_units,
             clock=clock, metrics=metrics,
         )  # fmt: skip
     closers.insert(0, sensor)
@@ -112,7 +127,14 @@ def run(config: AgentConfig) -> int:
         server = metrics.serve(config.metrics.listen_address, config.metrics.port)
         closers.insert(0, _Shutdown(server))
     if config.ui.enabled:
-        ui = UiServer(agent, config.ui.listen_address, config.ui.port).start()
+        ui = UiServer(
+            agent, config.ui.listen_address, config.ui.port,
+            secret_file=config.ui.secret_file,
+            allowed_hosts=config.ui.allowed_hosts,
+            session_hours=config.ui.session_hours,
+            quote_seconds=config.buy.quote_seconds,
+            timeout=config.ui.socket_timeout_seconds,
+        ).start()  # fmt: skip
         closers.insert(0, _Shutdown(ui.httpd))
 
     def _stop(signum: int, _frame: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 GPIO_PINS = range(0, 28)
 LOG_TARGETS = ("auto", "journal", "stderr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TOKEN_DECIMALS = 18  # EnergyToken is a plain OpenZeppelin ERC-20
 
 
 class ConfigError(ValueError):
@@ -86,6 +88,9 @@ class ChainConfig:
     poll_seconds: float = 2.0
     resend_seconds: float = 30.0
     rpc_timeout_seconds: float = 5.0
+    revert_backoff_seconds: float = 15.0  # wait after a reverted report, doubled after each revert in a row
+    revert_backoff_max_seconds: float = 1800.0
+    low_gas_transactions: int = 50  # gas_low when the account's ether pays fewer transactions than this
     enabled: bool = True
 
 
@@ -107,6 +112,24 @@ class UiConfig:
     listen_address: str = "0.0.0.0"  # noqa: S104 - the page is for the LAN; other clients are refused
     port: int = 8080
     recent_transactions: int = 10
+    # Host headers served; "auto" is this machine's host names, localhost and the address a client connected to.
+    allowed_hosts: tuple[str, ...] = ("auto",)
+    # The owner's login code, created at first start when missing (0600); nothing that spends works without it.
+    secret_file: Path = Path("/var/lib/heliogrid-agent/ui-secret")
+    session_hours: float = 12.0
+    socket_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class BuyConfig:
+    # The most the agent pays per kWh, in tokens (e.g. "1.5"); 0 turns buying off.
+    max_price_per_kwh: Decimal = Decimal(0)
+    quote_seconds: float = 60.0  # how long a confirmed price stays valid
+
+    @property
+    def max_price_units(self) -> int:
+        """The cap in token base units."""
+        return int(self.max_price_per_kwh * 10**TOKEN_DECIMALS)
 
 
 @dataclass(frozen=True)
@@ -131,6 +154,7 @@ class AgentConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    buy: BuyConfig = field(default_factory=BuyConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -149,6 +173,7 @@ SECTION_CLASSES: dict[str, type] = {
     "store": StoreConfig,
     "metrics": MetricsConfig,
     "ui": UiConfig,
+    "buy": BuyConfig,
     "gpio": GpioConfig,
     "log": LogConfig,
 }
@@ -249,6 +274,20 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ConfigError(f"{key} = {value!r} must be a finite number")
         return float(value)
+    if kind == "Decimal":
+        try:
+            amount = (
+                Decimal(str(value)) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
+            )
+        except InvalidOperation:
+            amount = None
+        if amount is None or not amount.is_finite() or amount < 0 or amount != round(amount, TOKEN_DECIMALS):
+            raise ConfigError(f'{key} = {value!r} must be a token amount >= 0 with at most 18 decimals, e.g. "1.5"')
+        return amount
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ConfigError(f"{key} = {value!r} must be a list of non-empty strings")
+        return tuple(v.strip().lower() for v in value)
     if kind == "Path":
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key} = {value!r} must be a non-empty path string")
@@ -314,12 +353,32 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
     chain: ChainConfig = sections["chain"]
     if not chain.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"chain.rpc_url = {chain.rpc_url!r} must be an http:// or https:// URL")
-    for key in ("poll_seconds", "resend_seconds", "rpc_timeout_seconds", "max_gas_price_gwei"):
+    for key in (
+        "poll_seconds",
+        "resend_seconds",
+        "rpc_timeout_seconds",
+        "max_gas_price_gwei",
+        "revert_backoff_seconds",
+        "revert_backoff_max_seconds",
+    ):
         _positive(f"chain.{key}", getattr(chain, key))
+    if chain.revert_backoff_max_seconds < chain.revert_backoff_seconds:
+        raise ConfigError(
+            f"chain.revert_backoff_max_seconds = {chain.revert_backoff_max_seconds} is below "
+            f"chain.revert_backoff_seconds = {chain.revert_backoff_seconds}"
+        )
+    if chain.low_gas_transactions < 0:
+        raise ConfigError(f"chain.low_gas_transactions = {chain.low_gas_transactions} must be 0 or more")
     if chain.gas_limit < 21_000:
         raise ConfigError(f"chain.gas_limit = {chain.gas_limit} is below the 21000 any transaction costs")
     _port("metrics.port", sections["metrics"].port)
     _port("ui.port", sections["ui"].port)
+    ui: UiConfig = sections["ui"]
+    if not ui.allowed_hosts:
+        raise ConfigError('ui.allowed_hosts = [] would refuse every request; expected ["auto"] and/or host names')
+    for key in ("session_hours", "socket_timeout_seconds"):
+        _positive(f"ui.{key}", getattr(ui, key))
+    _positive("buy.quote_seconds", sections["buy"].quote_seconds)
     if sections["ui"].recent_transactions < 0:
         raise ConfigError(f"ui.recent_transactions = {sections['ui'].recent_transactions} must be 0 or more")
     if sections["metrics"].enabled and sections["ui"].enabled and sections["metrics"].port == sections["ui"].port:

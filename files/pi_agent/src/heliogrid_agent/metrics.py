@@ -42,6 +42,21 @@ class AgentMetrics:
         self.peers = Gauge(p + "node_peers", "Peers of the local node", registry=r)
         self.paused = Gauge(p + "selling_paused", "1 while selling is paused (button or UI)", registry=r)
         self.token_balance = Gauge(p + "token_balance", "Token balance in base units", ["account"], registry=r)
+        self.market_paused = Gauge(
+            p + "market_paused", "1 while the market contract is paused (nothing is sent)", registry=r
+        )
+        self.ether_balance = Gauge(
+            p + "ether_balance_wei", "Ether of the meter's account, which pays gas (wei)", registry=r
+        )
+        self.transactions_left = Gauge(
+            p + "gas_transactions_left", "Transactions the meter's ether pays at the gas limit and price", registry=r
+        )
+        self.gas_low = Gauge(
+            p + "gas_low", "1 when gas_transactions_left is below chain.low_gas_transactions", registry=r
+        )
+        self.reverts_in_a_row = Gauge(
+            p + "report_reverts_in_a_row", "Reports reverted in a row (the next one backs off)", registry=r
+        )
 
     def serve(self, address: str, port: int) -> Any:
         server, _thread = start_http_server(port, addr=address, registry=self.registry)

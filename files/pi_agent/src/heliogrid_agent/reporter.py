@@ -11,6 +11,14 @@ The rules that make it safe to kill at any instant:
   the outbox): a transaction the node forgot (restart, pool eviction) keeps its nonce.
 - After a restart the on-chain total (getMeter(meter).totalWh) is read first; rows whose fate the database
   did not record are resolved from their receipts.
+
+Under a paused or hostile market the meter's gas is what is at stake:
+- While the market is paused (``paused()``) nothing is signed or broadcast; the counter keeps growing in the
+  store, and the first report after the unpause carries all of it.
+- A report that reverts makes the next one wait, twice as long after each revert in a row (capped), and ask
+  for half the increase (at least one whole kWh), in case the market applies a stricter rule than the agent
+  knows; the count is kept in the store, so a restart does not reset it.
+- A transaction the node refuses is broadcast again after ``resend_seconds``, not at every step.
 """
 
 from __future__ import annotations
@@ -29,12 +37,24 @@ from heliogrid_agent.store import OutboxRow, Store
 
 log = logging.getLogger("heliogrid_agent.reporter")
 
+BACKOFF_KEY = "report_backoff"
 ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
 NONCE_TOO_LOW = ("nonce too low",)
 
 
 class BuyError(ValueError):
     """A purchase the agent refuses before signing anything (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a purchase costs, checked against the chain and the owner's cap; nothing is signed yet."""
+
+    offer_id: int
+    kwh: int
+    price_per_kwh: int
+    cost: int
+    seller: str
 
 
 @dataclass
@@ -49,6 +69,12 @@ class ChainStatus:
     problem: str | None = None  # why the agent is not reporting (unregistered, wrong chain, ...)
     balances: dict[str, int] = field(default_factory=dict)
     checked_at: float | None = None
+    market_paused: bool | None = None
+    ether_wei: int | None = None  # the meter account's ether, which pays the gas of every report
+    transactions_left: int | None = None  # how many more transactions that ether pays at today's gas price
+    gas_low: bool | None = None
+    reverts_in_a_row: int = 0
+    next_report_at: float | None = None  # set while reports back off after reverts
 
 
 class Reporter:
@@ -62,6 +88,10 @@ class Reporter:
         gas_limit: int = 300_000,
         max_gas_price_wei: int = 100 * 10**9,
         resend_seconds: float = 30.0,
+        revert_backoff_seconds: float = 15.0,
+        revert_backoff_max_seconds: float = 1800.0,
+        low_gas_transactions: int = 50,
+        max_buy_price_per_kwh: int = 0,
         clock: Clock | None = None,
         metrics: Any | None = None,
         adopt_total: Callable[[int], None] | None = None,
@@ -76,6 +106,10 @@ class Reporter:
         self.gas_limit = gas_limit
         self.max_gas_price_wei = max_gas_price_wei
         self.resend_seconds = resend_seconds
+        self.revert_backoff_seconds = revert_backoff_seconds
+        self.revert_backoff_max_seconds = revert_backoff_max_seconds
+        self.low_gas_transactions = low_gas_transactions
+        self.max_buy_price_per_kwh = max_buy_price_per_kwh  # token base units; 0: buying is off
         self.clock = clock or SystemClock()
         self.metrics = metrics
         self.adopt_total = adopt_total or store.raise_total
@@ -83,6 +117,9 @@ class Reporter:
         # Test hook: called between the steps of a report so a test can "crash" the agent there.
         self.checkpoint = checkpoint or (lambda _step: None)
         self.status = ChainStatus()
+        backoff = store.get(BACKOFF_KEY) or {}
+        self.status.reverts_in_a_row = int(backoff.get("reverts", 0))
+        self.status.next_report_at = backoff.get("until")
         self.lock = threading.RLock()
         self._chain_id: int | None = None
         self._reconciled = False
@@ -96,7 +133,8 @@ class Reporter:
                 self._observe()
                 if not self._reconciled:
                     self._reconcile()
-                self._resolve()
+                # While the market is paused, a broadcast could only revert and burn the meter's gas.
+                self._resolve(broadcast=not self.status.market_paused)
                 if self.status.problem is None:
                     self._maybe_report()
             except NodeUnavailable as exc:
@@ -121,8 +159,46 @@ class Reporter:
         self.status.peers = chain.peer_count()
         meter = chain.get_meter(self.address)
         self.status.meter = meter
+        self._observe_pause(chain.paused())
+        self._observe_gas(chain.ether_balance(self.address), chain.gas_price())
         self.status.checked_at = self.clock.time()
         self.status.problem = self._problem(meter)
+
+    def _observe_pause(self, paused: bool) -> None:
+        was = self.status.market_paused
+        self.status.market_paused = paused
+        if paused and not was:
+            log.warning(
+                "the market is paused: nothing is sent until it is unpaused; energy keeps counting",
+                extra={"event": "market_paused"},
+            )
+        elif was and not paused:
+            log.info("the market is unpaused: reporting resumes", extra={"event": "market_unpaused"})
+
+    def _observe_gas(self, ether_wei: int, gas_price: int) -> None:
+        """How many more transactions the meter's ether pays; low below chain.low_gas_transactions."""
+        per_tx = self.gas_limit * max(gas_price, 1)  # what the node wants the balance to cover before it accepts one
+        left = ether_wei // per_tx
+        low = left < self.low_gas_transactions
+        was = self.status.gas_low
+        self.status.ether_wei, self.status.transactions_left, self.status.gas_low = ether_wei, left, low
+        if low and not was:
+            log.warning(
+                "the meter's account %s holds %s wei, gas for %s more transaction(s) (warning below %s); "
+                "the deployer funds meters with gas",
+                self.address,
+                ether_wei,
+                left,
+                self.low_gas_transactions,
+                extra={"event": "gas_low", "ether_wei": ether_wei, "transactions_left": left},
+            )
+        elif was and not low:
+            log.info(
+                "the meter's account holds %s wei again, gas for %s transactions",
+                ether_wei,
+                left,
+                extra={"event": "gas_ok", "ether_wei": ether_wei, "transactions_left": left},
+            )
 
     def _problem(self, meter: MeterInfo) -> str | None:
         if self.expected_chain_id is not None and self._chain_id != self.expected_chain_id:
@@ -131,6 +207,8 @@ class Reporter:
             return f"meter {self.address} is not registered on the market (the deployer registers each Pi)"
         if not meter.active:
             return f"meter {self.address} is deactivated on the market"
+        if self.status.market_paused:
+            return "the market is paused by its admin: nothing is sent, energy keeps counting and is reported after"
         return None
 
     def _reconcile(self) -> None:
@@ -160,7 +238,7 @@ class Reporter:
         self._reconciled = True
 
     # -- the outbox --------------------------------------------------------------------------------------
-    def _resolve(self) -> None:
+    def _resolve(self, broadcast: bool = True) -> None:
         settled = False
         for row in self.store.unresolved():
             receipt = self.chain.receipt(row.tx_hash)
@@ -177,7 +255,8 @@ class Reporter:
                 self._settle(row, outcome, receipt.block_number, error)
                 settled = True
                 continue
-            if row.status == "signed" or row.sent_at is None or self.clock.time() - row.sent_at >= self.resend_seconds:
+            # A row the node refused keeps status "signed" with sent_at set: it waits resend_seconds like any other.
+            if broadcast and (row.sent_at is None or self.clock.time() - row.sent_at >= self.resend_seconds):
                 self._broadcast(row)
         if settled:
             meter = self.chain.get_meter(self.address)
@@ -222,7 +301,28 @@ class Reporter:
         )
         if self.metrics is not None:
             self.metrics.transactions.labels(row.kind, outcome).inc()
+        if row.kind == "report":
+            self._count_revert(outcome == "reverted" and not (error or "").endswith("was already on chain"))
         self.checkpoint("settled")
+
+    def _count_revert(self, reverted: bool) -> None:
+        """Back off after reverted reports: base, 2 x base, 4 x base... up to the cap; a mined report resets."""
+        status = self.status
+        if not reverted:
+            if status.reverts_in_a_row:
+                status.reverts_in_a_row, status.next_report_at = 0, None
+                self.store.put(BACKOFF_KEY, {"reverts": 0, "until": None})
+            return
+        status.reverts_in_a_row += 1
+        delay = min(self.revert_backoff_seconds * 2 ** (status.reverts_in_a_row - 1), self.revert_backoff_max_seconds)
+        status.next_report_at = self.clock.time() + delay
+        self.store.put(BACKOFF_KEY, {"reverts": status.reverts_in_a_row, "until": status.next_report_at})
+        log.warning(
+            "%s report(s) reverted in a row: the next one waits %.0f s",
+            status.reverts_in_a_row,
+            delay,
+            extra={"event": "report_backoff", "reverts": status.reverts_in_a_row, "delay": delay},
+        )
 
     def _broadcast(self, row: OutboxRow) -> None:
         try:
@@ -304,16 +404,25 @@ class Reporter:
         """The total to report now, or None when no whole kWh is due (or the rate rule forbids it yet).
 
         The contract rejects an increase larger than capacity x elapsed time (plus tolerance), measured in
-        block time since the last report; after an outage the backlog is therefore reported in as large a
-        step as the contract will take, and the rest follows in the next report.
+        block time since the last report and capped at the market's report window; after an outage the
+        backlog is therefore reported in as large a step as the contract will take, and the rest follows in
+        the next reports.
         """
         if local_wh // 1000 <= meter.credited_kwh or local_wh <= meter.total_wh:
             return None
         since = meter.last_report_at or meter.registered_at
         elapsed = max(self.chain.latest_timestamp() - since, 0)
+        window = self.chain.max_report_seconds()
+        if window is not None:
+            elapsed = min(elapsed, window)
         tolerance = self.chain.tolerance_percent()
         allowed_wh = meter.capacity_watts * elapsed * (100 + tolerance) // 100 // 3600
         total = min(local_wh, meter.total_wh + allowed_wh)
+        if self.status.reverts_in_a_row:
+            # The market refuses what this rule allows (a rule the agent does not know, a tolerance lowered): ask
+            # for half as much after each revert in a row, but never less than the next whole kWh.
+            step = (total - meter.total_wh) >> min(self.status.reverts_in_a_row, 32)
+            total = min(local_wh, max(meter.total_wh + step, (meter.credited_kwh + 1) * 1000))
         if total // 1000 <= meter.credited_kwh:
             log.debug("kWh due but the capacity rule allows only %s Wh more so far", allowed_wh)
             return None
@@ -321,6 +430,10 @@ class Reporter:
 
     def _maybe_report(self) -> None:
         if self.store.selling_paused():
+            return
+        until, now = self.status.next_report_at, self.clock.time()
+        # A wait longer than the cap can only come from a wall clock set back: it does not hold reports for hours.
+        if until is not None and now < until <= now + self.revert_backoff_max_seconds:
             return
         if any(row.kind == "report" for row in self.store.unresolved()):
             return
@@ -332,16 +445,25 @@ class Reporter:
         self._sign_and_send("report", self.chain.report_call(total), total_wh=total)
 
     # -- buying energy back (the local UI) ---------------------------------------------------------------
-    def buy(self, offer_id: int, kwh: int) -> list[str]:
-        """Sign and send (approve if needed, then) buy; returns the transaction hashes."""
+    def quote(self, offer_id: int, kwh: int) -> Quote:
+        """Check a purchase against the chain and the owner's cap without signing anything."""
         with self.lock:
             if kwh < 1:
                 raise BuyError(f"kWh = {kwh}: buy at least 1 kWh")
+            if self.max_buy_price_per_kwh <= 0:
+                raise BuyError("buying is off: the owner sets buy.max_price_per_kwh in the agent's configuration")
+            if self.chain.paused():
+                raise BuyError("the market is paused: nothing can be bought until it is unpaused")
             if any(row.kind in ("buy", "approve") for row in self.store.unresolved()):
                 raise BuyError("a purchase is still waiting to be mined; try again when it is")
             offer = self.chain.get_offer(offer_id)
             if not offer.open or offer.seller == "0x" + "0" * 40:
                 raise BuyError(f"offer {offer_id} is not open")
+            if offer.price_per_kwh > self.max_buy_price_per_kwh:
+                raise BuyError(
+                    f"offer {offer_id} asks {offer.price_per_kwh} token units per kWh, above the owner's cap "
+                    f"buy.max_price_per_kwh ({self.max_buy_price_per_kwh} token units)"
+                )
             if kwh > offer.remaining_kwh:
                 raise BuyError(f"offer {offer_id} has {offer.remaining_kwh} kWh left, not {kwh}")
             cost = kwh * offer.price_per_kwh
@@ -350,6 +472,21 @@ class Reporter:
                 raise BuyError(
                     f"{kwh} kWh from offer {offer_id} cost {cost} token units; account {self.address} holds {balance}"
                 )
+            return Quote(offer_id, kwh, offer.price_per_kwh, cost, offer.seller)
+
+    def buy(self, offer_id: int, kwh: int, quoted: Quote | None = None) -> list[str]:
+        """Sign and send (approve if needed, then) buy; returns the transaction hashes.
+
+        Every check of ``quote`` runs again here, whoever calls; with ``quoted``, the purchase must still
+        cost exactly what was quoted and confirmed.
+        """
+        with self.lock:
+            quote = self.quote(offer_id, kwh)
+            if quoted is not None and (quote.price_per_kwh, quote.cost) != (quoted.price_per_kwh, quoted.cost):
+                raise BuyError(
+                    f"offer {offer_id} now costs {quote.cost} token units, not the {quoted.cost} confirmed; ask again"
+                )
+            cost = quote.cost
             hashes = []
             detail = {"offer_id": offer_id, "kwh": kwh, "cost": cost}
             if cost and self.chain.allowance(self.address, self.chain.market_address) < cost:
@@ -402,6 +539,13 @@ class Reporter:
             return
         status = self.status
         m.node_up.set(1 if status.node_up else 0)
+        if status.market_paused is not None:
+            m.market_paused.set(1 if status.market_paused else 0)
+        if status.ether_wei is not None:
+            m.ether_balance.set(status.ether_wei)
+            m.gas_low.set(1 if status.gas_low else 0)
+            m.transactions_left.set(status.transactions_left or 0)
+        m.reverts_in_a_row.set(status.reverts_in_a_row)
         if status.node_up:
             m.node_syncing.set(1 if status.syncing else 0)
             if status.block is not None:
