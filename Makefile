@@ -111,8 +111,8 @@ SYSTEM_TESTS ?= tests/system/test_lab.py tests/system/test_site.py tests/system/
 system: setup
 	pytest -q -s -p no:cacheprovider --durations=0 $(SYSTEM_TESTS)
 
-# Every stage above, timed: the host lane (lint, unit, integration, each molecule scenario) beside the lab lane
-# (the system tier), closing with a table of each stage's wall time and the total (lab/stages.py).
+# Every stage above, timed, on two workers sharing one queue: the system tier first, beside lint, unit, integration
+# and the molecule scenarios; a table of each stage's worker and wall time and the total closes it (lab/stages.py).
 test: setup
 	@$(PY) lab/stages.py
 

@@ -1,14 +1,16 @@
 """Run `make test`'s stages and close with a table of where the time went.
 
-Two lanes run side by side, each stage after the one before it in its lane:
-  host  lint, unit, integration, then each molecule scenario (containers on podman's default network)
-  lab   the system tier, one row per test module (the lab's containers on its own network)
-They share nothing but the machine: the lab lane mostly waits on the chain (block periods, kWh being sold),
-which is when the host lane's work fits in. A lane stops at its first failure; the other one goes on.
+Two workers share one queue of stages, longest first where it pays:
+  lab   starts the system tier (the lab's containers on its own network), the longest stage by far
+  host  takes lint, unit, integration, then the molecule scenarios (containers on podman's default network)
+Whichever worker is free takes the next stage in the queue, so the molecule scenarios left when the system tier
+ends are shared out rather than run one after another behind it. Stages share nothing but the machine: the system
+tier mostly waits on the chain (block periods, kWh being sold), which is when the other stages' work fits in.
+Every stage runs even after one fails, so one run reports every failure; the exit code is 1 if any failed.
 
 Each stage's output goes to test-results/stages/<stage>.log; a failed stage's last lines are printed.
 The last line is "stages: N passed, N failed".
-    lab/stages.py [--lanes host,lab] [--serial]
+    lab/stages.py [--only lint,unit,...] [--workers N]
 """
 
 from __future__ import annotations
@@ -39,15 +41,24 @@ class Stage:
     verdict: str = "not run"
 
 
+# The scenarios known to take longest go first (test-results/molecule/*.log of the last runs), so that the last
+# stage left for a free worker is a short one. A new scenario goes after these.
+MOLECULE_LONGEST_FIRST = ("geth_network", "stats_app", "pi_agent")
+
+
 def molecule_scenarios() -> list[str]:
-    return sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    found = {p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")}
+    known = [s for s in MOLECULE_LONGEST_FIRST if s in found]
+    return known + sorted(found - set(known))
 
 
-def lanes() -> dict[str, list[Stage]]:
+def queue() -> list[Stage]:
+    """The stages in the order they are taken: the system tier first (the lab worker), then the host's stages."""
     make = ["make", "--no-print-directory"]
-    host = [Stage(tier, [*make, tier]) for tier in ("lint", "unit", "integration")]
-    host += [Stage(f"molecule {s}", ["lab/run-molecule.sh", s]) for s in molecule_scenarios()]
-    return {"host": host, "lab": [Stage("system", [*make, "system"])]}
+    stages = [Stage("system", [*make, "system"])]
+    stages += [Stage(tier, [*make, tier]) for tier in ("lint", "unit", "integration")]
+    stages += [Stage(f"molecule {s}", ["lab/run-molecule.sh", s]) for s in molecule_scenarios()]
+    return stages
 
 
 def run_stage(stage: Stage, t0: float, lock: threading.Lock) -> bool:
@@ -68,50 +79,54 @@ def run_stage(stage: Stage, t0: float, lock: threading.Lock) -> bool:
     return code == 0
 
 
-def run_lane(stages: list[Stage], t0: float, lock: threading.Lock) -> None:
-    for stage in stages:
-        if not run_stage(stage, t0, lock):
-            break
+def work(name: str, pending: list[Stage], done: list[tuple[str, Stage]], t0: float, lock: threading.Lock) -> None:
+    while True:
+        with lock:
+            if not pending:
+                return
+            stage = pending.pop(0)
+            done.append((name, stage))
+        run_stage(stage, t0, lock)
 
 
-def table(all_lanes: dict[str, list[Stage]], total: float) -> str:
-    lines = [f"{'lane':<5} {'stage':<34} {'start':>7} {'wall':>7}  verdict", "-" * 66]
-    for lane, stages in all_lanes.items():
-        for s in stages:
-            start = f"{s.started / 60:.1f}m" if s.verdict != "not run" else ""
-            wall = f"{s.seconds:.0f}s" if s.verdict != "not run" else ""
-            lines.append(f"{lane:<5} {s.name:<34} {start:>7} {wall:>7}  {s.verdict}")
-            lines += [f"{'':<5}   {module:<32} {'':>7} {sec:>6.0f}s" for module, sec in s.rows]
-    total_row = f"{'':<5} {'total (wall, lanes side by side)':<34} {'':>7} {total:>6.0f}s  ({total / 60:.1f} min)"
+def table(done: list[tuple[str, Stage]], total: float) -> str:
+    lines = [f"{'by':<5} {'stage':<34} {'start':>7} {'wall':>7}  verdict", "-" * 66]
+    for worker, s in sorted(done, key=lambda d: (d[0], d[1].started)):
+        lines.append(f"{worker:<5} {s.name:<34} {s.started / 60:>6.1f}m {s.seconds:>6.0f}s  {s.verdict}")
+        lines += [f"{'':<5}   {module:<32} {'':>7} {sec:>6.0f}s" for module, sec in s.rows]
+    total_row = f"{'':<5} {'total (wall, workers side by side)':<34} {'':>7} {total:>6.0f}s  ({total / 60:.1f} min)"
     lines += ["-" * 66, total_row]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lanes", default="host,lab", help="which lanes to run (default: host,lab)")
-    parser.add_argument("--serial", action="store_true", help="run the lanes one after the other")
+    parser.add_argument("--only", help="a comma-separated subset of the stages, e.g. lint,unit or 'molecule pi_agent'")
+    parser.add_argument("--workers", type=int, default=2, help="stages run side by side (default: 2)")
     args = parser.parse_args()
-    chosen = {k: v for k, v in lanes().items() if k in args.lanes.split(",")}
+    pending = queue()
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {s.name for s in pending}
+        if unknown:
+            parser.error(f"unknown stage(s) {sorted(unknown)}; the stages: {[s.name for s in pending]}")
+        pending = [s for s in pending if s.name in wanted]
     LOGS.mkdir(parents=True, exist_ok=True)
     SYSTEM_MODULES_JSON.unlink(missing_ok=True)
     lock = threading.Lock()
+    done: list[tuple[str, Stage]] = []
     t0 = time.monotonic()
-    if args.serial:
-        for stages in chosen.values():
-            run_lane(stages, t0, lock)
-    else:
-        threads = [threading.Thread(target=run_lane, args=(s, t0, lock)) for s in chosen.values()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    names = ["lab", "host", *(f"w{i}" for i in range(3, args.workers + 1))][: max(args.workers, 1)]
+    threads = [threading.Thread(target=work, args=(n, pending, done, t0, lock)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     total = time.monotonic() - t0
-    stages = [s for lane in chosen.values() for s in lane]
-    passed = sum(s.verdict == "passed" for s in stages)
-    failed = len(stages) - passed
+    passed = sum(s.verdict == "passed" for _, s in done)
+    failed = len(done) - passed
     print(f"\nmake test on {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(table(chosen, total))
+    print(table(done, total))
     print(f"stages: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

@@ -315,6 +315,7 @@ def test_a_signed_report_waiting_in_the_outbox_is_not_broadcast_while_paused(tmp
 
 def test_ether_balance_and_low_gas_are_exposed(tmp_path, fake_chain, account, clock):
     from heliogrid_agent.metrics import AgentMetrics
+    from heliogrid_agent.reporter import SLOW_OBSERVE_SECONDS
 
     metrics = AgentMetrics()
     reporter, _store = make(tmp_path, fake_chain, account, clock, metrics=metrics, low_gas_transactions=50)
@@ -331,6 +332,9 @@ def test_ether_balance_and_low_gas_are_exposed(tmp_path, fake_chain, account, cl
     assert value("heliogrid_agent_ether_balance_wei") == 10 * per_tx
     assert value("heliogrid_agent_gas_transactions_left") == 10
     fake_chain.ether[account.address.lower()] = 500 * per_tx
+    reporter.step()
+    assert reporter.status.gas_low is True, "ether and gas price are read every SLOW_OBSERVE_SECONDS, not each step"
+    clock.advance(SLOW_OBSERVE_SECONDS)
     reporter.step()
     assert reporter.status.gas_low is False
     assert value("heliogrid_agent_gas_low") == 0
@@ -518,3 +522,24 @@ def test_buy_while_the_market_is_paused_is_refused(tmp_path, fake_chain, account
     with pytest.raises(BuyError, match="market is paused"):
         reporter.buy(1, 1)
     assert store.transactions() == []
+
+
+def test_an_idle_step_reads_three_things_and_the_rest_every_slow_interval(tmp_path, fake_chain, account, clock):
+    """A Pi polls every 2 s: an idle step asks the node for the head, the meter and the pause flag only."""
+    from heliogrid_agent.reporter import SLOW_OBSERVE_SECONDS
+
+    reporter, _store = make(tmp_path, fake_chain, account, clock)
+    reporter.step()
+    calls: list[str] = []
+    for name in ("block_number", "syncing", "peer_count", "get_meter", "paused", "ether_balance", "gas_price"):
+        original = getattr(fake_chain, name)
+        setattr(fake_chain, name, lambda *a, _n=name, _f=original: (calls.append(_n), _f(*a))[1])
+    clock.advance(2)
+    reporter.step()
+    assert sorted(calls) == ["block_number", "get_meter", "paused"]
+    calls.clear()
+    clock.advance(SLOW_OBSERVE_SECONDS)
+    reporter.step()
+    assert sorted(calls) == sorted(
+        ["block_number", "get_meter", "paused", "syncing", "peer_count", "ether_balance", "gas_price"]
+    )

@@ -40,6 +40,7 @@ log = logging.getLogger("heliogrid_agent.reporter")
 BACKOFF_KEY = "report_backoff"
 ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
 NONCE_TOO_LOW = ("nonce too low",)
+SLOW_OBSERVE_SECONDS = 15.0  # how often a step also reads the node's sync state, peers, the meter's ether, gas price
 
 
 class BuyError(ValueError):
@@ -125,6 +126,7 @@ class Reporter:
         self._reconciled = False
         self._offers: tuple[float, list[Offer]] = (0.0, [])
         self._credited_seen: int | None = None  # kWh credited when last looked, to tell sales apart
+        self._slow_due = float("-inf")  # the first step reads everything
 
     # -- the step the agent runs every few seconds ------------------------------------------------------
     def step(self) -> None:
@@ -143,6 +145,7 @@ class Reporter:
                         "node unreachable, measuring on and reporting later: %s", exc, extra={"event": "node_down"}
                     )
                 self.status.node_up = False
+                self._slow_due = float("-inf")  # read it all again as soon as the node answers
             finally:
                 self._publish()
 
@@ -155,13 +158,18 @@ class Reporter:
             log.info("node reachable at block %s", block, extra={"event": "node_up", "block": block})
         self.status.node_up = True
         self.status.block = block
-        self.status.syncing = chain.syncing()
-        self.status.peers = chain.peer_count()
         meter = chain.get_meter(self.address)
         self.status.meter = meter
         self._observe_pause(chain.paused())
-        self._observe_gas(chain.ether_balance(self.address), chain.gas_price())
-        self.status.checked_at = self.clock.time()
+        now = self.clock.time()
+        # What only the page and the metrics show is read every SLOW_OBSERVE_SECONDS, not every step: the node's
+        # sync state and peers, the meter's ether and the gas price (4 of a step's 7 calls; a Pi's CPU and RPC).
+        if now >= self._slow_due:
+            self.status.syncing = chain.syncing()
+            self.status.peers = chain.peer_count()
+            self._observe_gas(chain.ether_balance(self.address), chain.gas_price())
+            self._slow_due = now + SLOW_OBSERVE_SECONDS
+        self.status.checked_at = now
         self.status.problem = self._problem(meter)
 
     def _observe_pause(self, paused: bool) -> None:
