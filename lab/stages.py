@@ -29,6 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "test-results"
 LOGS = RESULTS / "stages"
 SYSTEM_MODULES_JSON = RESULTS / "system-modules.json"
+# What `make test` exports, for a run of this script on its own: the project's venv (molecule, ansible) first.
+ENV = {
+    **os.environ,
+    "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf")),
+    "ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg")),
+}
 
 
 @dataclass
@@ -67,7 +74,9 @@ def run_stage(stage: Stage, t0: float, lock: threading.Lock) -> bool:
     with lock:
         print(f"stages: {stage.name} started at {stage.started / 60:.1f} min ({log.relative_to(ROOT)})", flush=True)
     with log.open("w") as out:
-        code = subprocess.run(stage.argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        code = subprocess.run(
+            stage.argv, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
     stage.seconds = time.monotonic() - t0 - stage.started
     stage.verdict = "passed" if code == 0 else "FAILED"
     if stage.name == "system" and SYSTEM_MODULES_JSON.exists():
