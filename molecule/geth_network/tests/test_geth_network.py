@@ -212,6 +212,7 @@ def test_a_different_genesis_over_the_live_chain_fails_and_changes_nothing(seale
         os.environ,
         ANSIBLE_ROLES_PATH=str(project / "roles"),
         ANSIBLE_FILTER_PLUGINS=str(project / "plugins" / "filter"),
+        ANSIBLE_TEST_PLUGINS=str(project / "plugins" / "test"),
     )
     result = subprocess.run(
         [
