@@ -32,7 +32,8 @@ def test_a_port_in_range_is_a_tcp_port(render, port: object) -> None:
     assert render("value is tcp_port", port) is True
 
 
-@pytest.mark.parametrize("port", [0, 65536, "70000", "-1", "80a", "", None, True, 80.5, "８０"])
+# The last: "80" in full-width digits, which str.isdigit accepts.
+@pytest.mark.parametrize("port", [0, 65536, "70000", "-1", "80a", "", None, True, 80.5, "\uff18\uff10"])
 def test_a_port_out_of_range_or_not_a_whole_number_is_not_a_tcp_port(render, port: object) -> None:
     assert render("value is tcp_port", port) is False
 

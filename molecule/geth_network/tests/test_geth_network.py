@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import testinfra
 
-GETH = "geth-linux-amd64-1.13.15-c5ba367e"
-ARCHIVE_SHA256 = Path(os.environ["MOLECULE_GETH_SHA256_FILE"]).read_text().split()[0]
+from lab.geth_release import geth_release
+
+GETH = "geth-linux-amd64-" + "-".join(geth_release())
+ARCHIVE_SHA256 = (Path(os.environ["MOLECULE_GETH_DIR"]) / geth_release()[0] / f"{GETH}.tar.gz.sha256").read_text()[:64]
 CHAIN_ID = 4343  # clique_genesis_chain_id and geth_network_id in molecule.yml
 IPC = "/var/lib/geth/geth.ipc"
 NODES = {"sealer": "hg-molecule-gn-sealer", "client": "hg-molecule-gn-client"}
@@ -67,7 +69,7 @@ def test_stable_path_points_at_the_versioned_binary(node):
     link = node.file("/usr/local/bin/geth")
     assert link.is_symlink
     assert link.linked_to == f"/opt/geth/{GETH}/geth"
-    assert "Version: 1.13.15-stable" in node.check_output("/usr/local/bin/geth version")
+    assert f"Version: {geth_release()[0]}-stable" in node.check_output("/usr/local/bin/geth version")
 
 
 def test_geth_runs_as_its_own_system_user(node):
