@@ -5,13 +5,13 @@
 # whose checksum no longer matches is rebuilt.
 #
 # The release (version, commit) is the geth role's default (roles/geth/defaults/main.yml, read by
-# lab/geth_release.py); its date is the Go module's. GETH_VERSION and GETH_COMMIT (8 characters) override them.
+# lab/geth_defaults.py); its date is the Go module's. GETH_VERSION and GETH_COMMIT (8 characters) override them.
 # The binary is stamped with those 8 characters (`geth version` prints them; an official build prints all 40).
 # Why Go 1.22: geth 1.13 depends on github.com/fjl/memsize, which does not link with Go >= 1.23.
 # The toolchain is fetched through the Go module proxy (GOTOOLCHAIN), so no download host is needed.
 set -euo pipefail
 
-read -r release_version release_commit < <(python3 "$(dirname "$0")/geth_release.py")
+read -r release_version release_commit < <(python3 "$(dirname "$0")/geth_defaults.py")
 GETH_VERSION=${GETH_VERSION:-$release_version}
 GETH_COMMIT=${GETH_COMMIT:-$release_commit}
 GO_TOOLCHAIN=${GO_TOOLCHAIN:-go1.22.12}

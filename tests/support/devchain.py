@@ -30,7 +30,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_keys import keys
 
-from lab.geth_release import geth_release
+from lab.geth_defaults import geth_release
 
 GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", geth_release()[0])
 GETH_COMMIT8 = geth_release()[1]

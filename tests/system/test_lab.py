@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.geth_release import geth_release
+from lab.geth_defaults import geth_release
 from tests.support import lab
 
 GETH_VERSION, GETH_COMMIT = geth_release()
