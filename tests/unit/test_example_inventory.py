@@ -75,7 +75,7 @@ NUMBER = role_pattern("pi_agent/tasks/validate.yml", "^[0-9]+$")
 TIMEZONE = role_pattern("pi_firstboot/tasks/validate.yml", "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 COUNTRY = role_pattern("pi_firstboot/tasks/validate.yml", "^[A-Z]{2}$")
 ADMIN = role_pattern("pi_firstboot/tasks/validate.yml", "^[a-z_][a-z0-9_-]{0,31}$")
-MCP_CHIPS = yaml.safe_load((ROOT / "roles/pi_agent/vars/main.yml").read_text())["pi_agent__mcp_chips"]
+MCP_CHIPS = json.loads((ROOT / "files/pi_agent/src/heliogrid_agent/mcp_chips.json").read_text())
 
 
 def render(tmp_path: Path, *extra: str) -> dict[str, dict]:
