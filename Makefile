@@ -45,7 +45,7 @@ images: $(IMAGE_TARGETS)
 $(IMAGE_TARGETS): image-%: host
 	@lab/build-image.sh $(firstword $(subst -, ,$*)) $(lastword $(subst -, ,$*))
 
-geth: host
+geth: host venv
 	@lab/build-geth.sh amd64 arm64
 
 wheels: venv

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Latency from a kWh crossing in the metering agent to the kWh credited on chain, against the block period.
 
-For each block period (a fresh loopback Clique chain per period: tests/support/devchain.py, geth v1.13.15, the
+For each block period (a fresh loopback Clique chain per period: tests/support/devchain.py, geth 1.13, the
 contracts deployed by the project's deploy code) the real agent package runs in this process: Agent, Meter,
 Store (SQLite, fsync'd), Reporter over Web3Chain, with the lab's reporter cadence (chain.poll_seconds 2 s).
 Only the sensor is fake: it reports nothing until the benchmark pushes energy into it, and each push takes
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         "The agent package in process (Agent, Meter, Store, Reporter over Web3Chain, `chain.poll_seconds` = "
-        f"{POLL_SECONDS:g} s as on the lab Pis) against a loopback geth v1.13.15 Clique chain (a sealer and the "
+        f"{POLL_SECONDS:g} s as on the lab Pis) against a loopback geth 1.13 Clique chain (a sealer and the "
         "RPC node the agent uses); a fake sensor pushed across one kWh boundary at a random phase of the period, "
         "one report in flight at a time. *On chain*: the RPC node's `getMeter` shows the kWh credited (polled every "
         f"{OBSERVER_POLL * 1000:.0f} ms). *Blocks waited*: blocks sealed from the crossing to the one holding the "

@@ -7,7 +7,7 @@ it mints tokens to the owner). A meter cannot report more than once per block ei
 its capacity rule in block time, so a second report in the same block is an increase in zero seconds and
 reverts. The per-meter ceiling is therefore meters ÷ period.
 
-One loopback Clique chain (tests/support/devchain.py, geth v1.13.15, period --period) with the contracts
+One loopback Clique chain (tests/support/devchain.py, geth 1.13, period --period) with the contracts
 deployed by the project's deploy code; the largest --meters count of accounts is prefunded in the genesis and
 registered as meters (owner = the meter, as on the lab Pis). Then, for each count in --meters, that many
 meters report as fast as the chain takes it, each like the agent (one report in flight, the next with a

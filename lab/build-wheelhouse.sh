@@ -19,7 +19,7 @@ for p in "${projects[@]}"; do [ -f "$p/pyproject.toml" ] && present+=("$p"); don
 key=$( (cat "$0" lab/lock_for_target.py
         for p in "${present[@]}"; do
           cat "$p/pyproject.toml" "$p"/requirements*.lock
-          find "$p/src" -type f \( -name '*.py' -o -name '*.html' -o -path '*/static/*' \) -print0 | sort -z | xargs -0 cat
+          find "$p/src" -type f \( -name '*.py' -o -name '*.json' -o -name '*.html' -o -path '*/static/*' \) -print0 | sort -z | xargs -0 cat
         done) | sha256sum | cut -c1-12)
 out="$CACHE/wheelhouse/$key"
 if [ -f "$out/.complete" ]; then echo "build-wheelhouse: $out is current"; ln -sfn "$key" "$CACHE/wheelhouse/current"; exit 0; fi

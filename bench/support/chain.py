@@ -1,6 +1,6 @@
 """A loopback Clique chain with the HelioGrid contracts deployed, for the chain benchmarks.
 
-The chain is tests/support/devchain.py (geth v1.13.15 from the lab's build cache: an IPC-only sealer and a
+The chain is tests/support/devchain.py (geth 1.13 from the lab's build cache: an IPC-only sealer and a
 non-sealing node whose HTTP-RPC listens on 127.0.0.1, the node a Pi's agent talks to); the contracts are
 deployed by the project's own deploy code (contracts/heliogrid_contracts/deploy.py), as the contracts role does.
 """

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lab.geth_defaults import geth_defaults  # noqa: E402
 from tests.support import lab  # noqa: E402
 
-GETH_IPC = "/var/lib/geth/geth.ipc"
+GETH_IPC = geth_defaults()["geth_datadir"] + "/geth.ipc"
 AGENT_SERVICE = "heliogrid-agent.service"
 GETH_SERVICE = "geth.service"
 

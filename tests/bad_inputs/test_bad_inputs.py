@@ -32,8 +32,8 @@ class Case:
 
 CASES = [
     # -- inventory variables -------------------------------------------------------------------------------------
-    Case(INVENTORY, "geth version with a leading v", Inventory("network.yml", {"geth_version": "v1.13.15"}),
-         "geth_version is 'v1.13.15', expected a release number such as 1.13.15"),
+    Case(INVENTORY, "geth version with a leading v", Inventory("network.yml", {"geth_version": "v1.2.3"}),
+         "geth_version is 'v1.2.3', expected a release number x.y.z"),
     Case(INVENTORY, "chain id written as a name", Inventory("network.yml", {"clique_genesis_chain_id": "helio-1"}),
          "argument 'clique_genesis_chain_id' is of type str and we were unable to convert to int"),
     Case(INVENTORY, "block period of 0", Inventory("network.yml", {"clique_genesis_period": 0}),

@@ -1,4 +1,4 @@
-"""The deploy, the rotation of the deployer key and the market's upgrade path against real geth v1.13.15
+"""The deploy, the rotation of the deployer key and the market's upgrade path against real geth 1.13
 (single-sealer Clique, London rules), the lab chain's software."""
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from lab.geth_defaults import geth_defaults
 from tests.support import lab
 
-IPC = "/var/lib/geth/geth.ipc"
+IPC = geth_defaults()["geth_datadir"] + "/geth.ipc"
 RPC_URL = "http://127.0.0.1:8545"  # the stats node's loopback HTTP-RPC (roles/geth geth_http_*)
 RECORD = lab.ROOT / "inventories" / "lab" / "state" / "contracts.json"  # roles/contracts writes it
 ZERO = "0x" + "0" * 40

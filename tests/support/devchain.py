@@ -1,6 +1,6 @@
 """A real single-sealer Clique chain on loopback, for tests that need geth rather than an in-process EVM.
 
-It runs the same geth v1.13.15 release archive the roles install (from the lab's build cache), with a
+It runs the same geth release archive the roles install (from the lab's build cache), with a
 genesis built like the roles' (Clique, London rules, no Shanghai), in the production topology: a
 sealer that unlocks its key with a password file and therefore has no HTTP-RPC (geth refuses
 `--unlock` with HTTP enabled), and a non-sealing node peered with it through a static node whose
@@ -30,8 +30,10 @@ from pathlib import Path
 from eth_account import Account
 from eth_keys import keys
 
-GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", "1.13.15")
-GETH_COMMIT8 = "c5ba367e"
+from lab.geth_defaults import geth_release
+
+GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", geth_release()[0])
+GETH_COMMIT8 = geth_release()[1]
 CACHE = Path(
     os.environ.get("HELIOGRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
 )

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.geth_defaults import geth_release
 from tests.support import lab
 
-GETH_VERSION = "1.13.15"
-GETH_COMMIT = "c5ba367eb6232e3eddd7d6226bfd374449c63164"
+GETH_VERSION, GETH_COMMIT = geth_release()
 CACHE = Path(os.environ.get("HELIOGRID_CACHE", Path.home() / ".cache" / "heliogrid"))
 
 

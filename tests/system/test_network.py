@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.geth_defaults import geth_defaults
 from tests.support import agents, lab
 from tests.support.chain import Contracts, attach, eventually, heads_in_step, node_ids, period
 
@@ -25,7 +26,7 @@ PERIOD = period()  # clique_genesis_period in inventories/lab/group_vars/all/net
 def sealer_addresses() -> dict[str, str]:
     found = {}
     for host in lab.inventory_hosts("miners"):
-        key = lab.podman_exec(f"hg-{host}", "sh", "-c", "ls /var/lib/geth/keystore").stdout.split()
+        key = lab.podman_exec(f"hg-{host}", "sh", "-c", f"ls {geth_defaults()['geth_datadir']}/keystore").stdout.split()
         found[host] = "0x" + key[0].split("--")[-1]
     return found
 

@@ -26,8 +26,6 @@ SHOWN = [
     "clique_genesis_chain_id",
     "clique_genesis_sealers",
     "clique_genesis_alloc",
-    "geth_version",
-    "geth_commit",
     "geth_archive_sha256",
     "heliogrid_state_dir",
     "pi_agent_pip_find_links",
@@ -67,19 +65,17 @@ def role_pattern(path: str, pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-SHA256 = role_pattern("geth/tasks/validate.yml", "^[0-9a-f]{64}$")
-AGENT_SHA256 = role_pattern("pi_agent/tasks/validate.yml", "^[0-9a-f]{64}$")
-STATS_SHA256 = role_pattern("stats_app/tasks/validate.yml", "^[0-9a-f]{64}$")
-IMAGE_SHA256 = role_pattern("pi_image/tasks/validate.yml", "^[0-9a-f]{64}$")
-OWNER = role_pattern("pi_agent/tasks/validate.yml", "^0x[0-9a-fA-F]{40}$")
+SHA256 = role_pattern("../plugins/test/values.py", "^[0-9a-f]{64}$")
+AGENT_SHA256 = role_pattern("../plugins/test/values.py", "^[0-9a-f]{64}$")
+STATS_SHA256 = role_pattern("../plugins/test/values.py", "^[0-9a-f]{64}$")
+IMAGE_SHA256 = role_pattern("../plugins/test/values.py", "^[0-9a-f]{64}$")
+OWNER = role_pattern("../plugins/test/values.py", "^0x[0-9a-fA-F]{40}$")
 ADDRESS = role_pattern("clique_genesis/tasks/validate.yml", "^(0x)?[0-9a-fA-F]{40}$")
 NUMBER = role_pattern("pi_agent/tasks/validate.yml", "^[0-9]+$")
 TIMEZONE = role_pattern("pi_firstboot/tasks/validate.yml", "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 COUNTRY = role_pattern("pi_firstboot/tasks/validate.yml", "^[A-Z]{2}$")
 ADMIN = role_pattern("pi_firstboot/tasks/validate.yml", "^[a-z_][a-z0-9_-]{0,31}$")
-VERSION = role_pattern("geth/tasks/validate.yml", r"^[0-9]+\.[0-9]+\.[0-9]+$")
-COMMIT = role_pattern("geth/tasks/validate.yml", "^[0-9a-f]{8}$")
-MCP_CHIPS = yaml.safe_load((ROOT / "roles/pi_agent/vars/main.yml").read_text())["pi_agent__mcp_chips"]
+MCP_CHIPS = json.loads((ROOT / "files/pi_agent/src/heliogrid_agent/mcp_chips.json").read_text())
 
 
 def render(tmp_path: Path, *extra: str) -> dict[str, dict]:
@@ -144,8 +140,6 @@ def test_everything_else_is_valid(hosts) -> None:
         assert found["clique_genesis_sealers"] == MINERS, host
         assert found["clique_genesis_alloc"] == {DEPLOYER: "1000000000000000000000000"}, host
         assert all(ADDRESS.match(address) for address in found["clique_genesis_alloc"]), host
-        assert VERSION.match(found["geth_version"]), host
-        assert COMMIT.match(found["geth_commit"]), host
         assert found["heliogrid_state_dir"].endswith("/inventories/aws/state"), (host, found["heliogrid_state_dir"])
     sensors = set()
     for pi in PIS:

@@ -1,7 +1,7 @@
 """Chain-level durability: SIGKILL the real agent process at random moments against a real Clique geth.
 
 The agent runs as a subprocess (``python -m heliogrid_agent run``) with a simulated 3.6 MW installation
-(one kWh a second) against the dev chain (geth v1.13.15, tests/support/devchain.py). It is killed
+(one kWh a second) against the dev chain (geth 1.13, tests/support/devchain.py). It is killed
 HELIOGRID_AGENT_KILLS times (default 6) at random moments (seed HELIOGRID_AGENT_SEED), restarted each
 time, then run once more with no production until it has caught up. The chain must then hold exactly
 the agent's counter: credited kWh == counter kWh, every credit once, every nonce used once.

@@ -1,4 +1,4 @@
-"""The ethstats endpoint, spoken to with the messages geth v1.13.15 sends (ethstats/ethstats.go)."""
+"""The ethstats endpoint, spoken to with the messages geth 1.13 sends (ethstats/ethstats.go)."""
 
 from __future__ import annotations
 

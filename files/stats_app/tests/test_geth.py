@@ -1,4 +1,4 @@
-"""Against a real geth v1.13.15 Clique chain: signers from clique_getSigner, and geth's own --ethstats reporter.
+"""Against a real geth 1.13 Clique chain: signers from clique_getSigner, and geth's own --ethstats reporter.
 
 Uses the lead's single-sealer dev chain (tests/support/devchain.py) and the geth archive built by
 `make geth`; skipped when that archive is not in the cache.
@@ -27,7 +27,7 @@ from heliogrid_stats.api import create_app
 from heliogrid_stats.config import StatsConfig
 
 sys.path.insert(0, str(REPO))
-from tests.support.devchain import DevChain, GethNotBuilt, geth_binary
+from tests.support.devchain import GETH_VERSION, DevChain, GethNotBuilt, geth_binary
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 METER_KEY = "0x" + "6e" * 32  # throwaway key of the test meter
@@ -163,7 +163,7 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
         assert rpc_node["peers"] == w3.net.peer_count == 1  # what the RPC node itself says: peered with the sealer
         assert sealer_node["peers"] == 1
         for node in (sealer_node, rpc_node):
-            assert node["client"].startswith("Geth/v1.13.15")
+            assert node["client"].startswith(f"Geth/v{GETH_VERSION}")
             assert node["network"] == str(chain.chain_id)
             assert node["head"] >= network["indexed"] - 5
             assert node["head_miner"].lower() == sealer.address.lower()  # geth's ethstats recovers the sealer too

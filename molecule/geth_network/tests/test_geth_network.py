@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import testinfra
 
-GETH = "geth-linux-amd64-1.13.15-c5ba367e"
-ARCHIVE_SHA256 = Path(os.environ["MOLECULE_GETH_SHA256_FILE"]).read_text().split()[0]
+from lab.geth_defaults import geth_defaults, geth_release
+
+GETH = "geth-linux-amd64-" + "-".join(geth_release())
+ARCHIVE_SHA256 = (Path(os.environ["MOLECULE_GETH_DIR"]) / geth_release()[0] / f"{GETH}.tar.gz.sha256").read_text()[:64]
 CHAIN_ID = 4343  # clique_genesis_chain_id and geth_network_id in molecule.yml
-IPC = "/var/lib/geth/geth.ipc"
+DATADIR = geth_defaults()["geth_datadir"]
+IPC = f"{DATADIR}/geth.ipc"
 NODES = {"sealer": "hg-molecule-gn-sealer", "client": "hg-molecule-gn-client"}
 
 
@@ -44,7 +47,7 @@ def attach(host, expression: str):
 
 
 def sealer_address(sealer) -> str:
-    (key,) = sealer.file("/var/lib/geth/keystore").listdir()
+    (key,) = sealer.file(f"{DATADIR}/keystore").listdir()
     return "0x" + key.split("--")[-1]
 
 
@@ -67,7 +70,7 @@ def test_stable_path_points_at_the_versioned_binary(node):
     link = node.file("/usr/local/bin/geth")
     assert link.is_symlink
     assert link.linked_to == f"/opt/geth/{GETH}/geth"
-    assert "Version: 1.13.15-stable" in node.check_output("/usr/local/bin/geth version")
+    assert f"Version: {geth_release()[0]}-stable" in node.check_output("/usr/local/bin/geth version")
 
 
 def test_geth_runs_as_its_own_system_user(node):
@@ -92,7 +95,7 @@ def test_unit_is_hardened(node):
         "ProtectHome": "yes",
         "PrivateTmp": "yes",
         "Restart": "on-failure",
-        "ReadWritePaths": "/var/lib/geth",
+        "ReadWritePaths": DATADIR,
         "StandardOutput": "journal",
     }
 
@@ -102,10 +105,10 @@ def test_p2p_listens_on_all_addresses(node):
 
 
 def test_nodekey_and_data_are_private_to_geth(node):
-    nodekey = node.file("/var/lib/geth/geth/nodekey")
+    nodekey = node.file(f"{DATADIR}/geth/nodekey")
     assert (nodekey.mode, nodekey.user) == (0o600, "geth")
     # The only local RPC on a sealer is the IPC socket in here, reachable by root and geth alone.
-    assert node.file("/var/lib/geth").mode == 0o700
+    assert node.file(DATADIR).mode == 0o700
     config = node.file("/etc/geth/config.toml")
     assert (config.mode, config.user, config.group) == (0o640, "root", "geth")
 
@@ -114,7 +117,7 @@ def test_geth_logs_to_the_journal(node):
     # geth's own lines (its SyslogIdentifier, not systemd's lines about the unit), from its start on.
     log = node.check_output("journalctl _SYSTEMD_UNIT=geth.service SYSLOG_IDENTIFIER=geth --no-pager -o cat")
     assert re.search(r"Starting peer-to-peer node\s+instance=Geth/v1\.13\.15-stable", log), log[:2000]
-    assert re.search(r"IPC endpoint opened\s+url=/var/lib/geth/geth\.ipc", log), log[:2000]
+    assert re.search(rf"IPC endpoint opened\s+url={re.escape(IPC)}", log), log[:2000]
 
 
 # --- The sealer: roles clique_sealer, clique_genesis and geth sealing -----------------------------------------
@@ -128,8 +131,8 @@ def test_sealer_seals_blocks(sealer):
 
 
 def test_keys_and_password_are_0600_owned_by_geth(sealer):
-    (key,) = sealer.file("/var/lib/geth/keystore").listdir()
-    for path in (f"/var/lib/geth/keystore/{key}", "/var/lib/geth/sealer.password", "/var/lib/geth/geth/nodekey"):
+    (key,) = sealer.file(f"{DATADIR}/keystore").listdir()
+    for path in (f"{DATADIR}/keystore/{key}", f"{DATADIR}/sealer.password", f"{DATADIR}/geth/nodekey"):
         f = sealer.file(path)
         assert (f.mode, f.user, f.group) == (0o600, "geth", "geth"), path
 
@@ -137,7 +140,7 @@ def test_keys_and_password_are_0600_owned_by_geth(sealer):
 def test_unlock_uses_the_password_file_without_insecure_unlock(sealer):
     command = sealer.file("/etc/systemd/system/geth.service").content_string
     assert "--mine --miner.etherbase 0x" in command
-    assert "--password /var/lib/geth/sealer.password" in command
+    assert f"--password {DATADIR}/sealer.password" in command
     assert "allow-insecure-unlock" not in command
 
 
@@ -212,6 +215,7 @@ def test_a_different_genesis_over_the_live_chain_fails_and_changes_nothing(seale
         os.environ,
         ANSIBLE_ROLES_PATH=str(project / "roles"),
         ANSIBLE_FILTER_PLUGINS=str(project / "plugins" / "filter"),
+        ANSIBLE_TEST_PLUGINS=str(project / "plugins" / "test"),
     )
     result = subprocess.run(
         [

@@ -17,6 +17,7 @@ def test_bad_inputs_fail_with_clear_messages_before_any_change(host):
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_ROLES_PATH": str(project / "roles"),
         "ANSIBLE_FILTER_PLUGINS": str(project / "plugins" / "filter"),
+        "ANSIBLE_TEST_PLUGINS": str(project / "plugins" / "test"),
     }
     run = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.name, str(PLAYBOOK)],

@@ -74,7 +74,7 @@ def trust_the_test_certificate() -> ssl.SSLContext:
 
 
 def hello(node_id: str, secret: str) -> str:
-    """The first message geth v1.13.15's reporter sends (ethstats.go login)."""
+    """The first message geth 1.13's reporter sends (ethstats.go login)."""
     info = {
         "name": node_id,
         "node": "Geth/v1.13.15-stable/linux-amd64/go1.22.5",

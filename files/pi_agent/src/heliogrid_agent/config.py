@@ -6,19 +6,19 @@ raised before the agent touches the sensor, the database or the chain.
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 SENSORS = ("s0", "mcp3xxx", "simulated")
-MCP_CHIPS = (
-    "MCP3001", "MCP3002", "MCP3004", "MCP3008",
-    "MCP3201", "MCP3202", "MCP3204", "MCP3208",
-    "MCP3301", "MCP3302", "MCP3304",
-)  # fmt: skip
+# The MCP3xxx ADCs the agent reads, with their number of input channels. The pi_agent role checks its inputs
+# against the same file (roles/pi_agent/vars/main.yml).
+MCP_CHIPS: dict[str, int] = json.loads(files("heliogrid_agent").joinpath("mcp_chips.json").read_text())
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 # BCM numbers of the GPIO lines on the 40-pin header of every Pi since the B+.
 GPIO_PINS = range(0, 28)
@@ -326,8 +326,8 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
         if sensor.bounce_ms < 0:
             raise ConfigError(f"sensor.s0.bounce_ms = {sensor.bounce_ms} must be 0 or more")
     elif isinstance(sensor, McpConfig):
-        _one_of("sensor.mcp3xxx.chip", sensor.chip, MCP_CHIPS)
-        channels = 1 if sensor.chip.endswith("1") else int(sensor.chip[-1])
+        _one_of("sensor.mcp3xxx.chip", sensor.chip, tuple(MCP_CHIPS))
+        channels = MCP_CHIPS[sensor.chip]
         if not 0 <= sensor.channel < channels:
             raise ConfigError(
                 f"sensor.mcp3xxx.channel = {sensor.channel} does not exist on the {sensor.chip}; "

@@ -3,7 +3,7 @@
 Every node started with `--ethstats <name>:<secret>@<host>` (sealers, the stats node, Pis) dials
 `ws(s)://<host>/api` and keeps reporting its head block, peer count, sync state and pending
 transactions, so the page lists every node, not only the stats node's own peers. The message
-format follows geth v1.13.15 `ethstats/ethstats.go`:
+format follows geth 1.13 `ethstats/ethstats.go`:
 
   client: {"emit": ["hello", {"id", "info": {...}, "secret"}]}   server: {"emit": ["ready"]}
   client: {"emit": ["node-ping", {"id", "clientTime"}]}          server: {"emit": ["node-pong", {...}]}

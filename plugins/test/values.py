@@ -1,0 +1,45 @@
+"""Checks the roles' validate tasks share, as Jinja tests: ``port is tcp_port``, ``address is eth_address``,
+``url is enode``, ``digest is sha256``. Each is written once here, with unit tests (tests/unit/test_value_tests.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+_ETH_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# enode://<node id: 128 hex>@<host name, IPv4 or [IPv6]>:<port>
+_ENODE = re.compile(r"^enode://[0-9a-f]{128}@(?:[^:\[\]/@]+|\[[0-9a-fA-F:]+\]):([0-9]+)$")
+
+
+def tcp_port(value: object) -> bool:
+    """A TCP port: a whole number 1..65535, as an int or a string of digits (not a bool, not 80.5)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 1 <= value <= 65535
+    text = str(value)
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
+def eth_address(value: object) -> bool:
+    """An Ethereum address: 0x and 40 hexadecimal characters (either case; the checksum is not checked)."""
+    return isinstance(value, str) and _ETH_ADDRESS.match(value) is not None
+
+
+def sha256(value: object) -> bool:
+    """A sha256 digest as sha256sum prints it: 64 lower-case hexadecimal characters."""
+    return isinstance(value, str) and _SHA256.match(value) is not None
+
+
+def enode(value: object) -> bool:
+    """An enode URL geth dials: enode://<128 lower-case hex>@<address>:<TCP port>."""
+    found = _ENODE.match(value) if isinstance(value, str) else None
+    return found is not None and tcp_port(found.group(1))
+
+
+class TestModule:
+    """Ansible's entry point for test plugins."""
+
+    def tests(self) -> dict[str, object]:
+        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode}
