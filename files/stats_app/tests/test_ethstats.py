@@ -23,7 +23,7 @@ def hello(node: str, secret: str = SECRET) -> dict:
                 "id": node,
                 "info": {
                     "name": node,
-                    "node": "Geth/v1.13.15-stable-c5ba367e/linux-arm64/go1.22.12",
+                    "node": "Geth/v1.13.14-stable-2bd6bd01/linux-arm64/go1.21.9",
                     "port": 30303,
                     "net": "4242",
                     "protocol": "eth/68, snap/1",
@@ -117,7 +117,7 @@ def test_node_with_the_secret_is_listed_with_its_reports(client):
     )
     assert (node["latency_ms"], node["syncing"], node["mining"], node["arch"]) == (3, False, False, "arm64")
     assert node["head_hash"] == "0x" + f"{1234:064x}"
-    assert node["client"].startswith("Geth/v1.13.15")
+    assert node["client"].startswith("Geth/v1.13.14")
 
 
 def test_wrong_secret_is_refused_without_ready(client):

@@ -77,7 +77,7 @@ def hello(node_id: str, secret: str) -> str:
     """The first message geth 1.13's reporter sends (ethstats.go login)."""
     info = {
         "name": node_id,
-        "node": "Geth/v1.13.15-stable/linux-amd64/go1.22.5",
+        "node": "Geth/v1.13.14-stable/linux-amd64/go1.21.9",
         "port": 30303,
         "net": "4242",
         "protocol": "eth/68",
