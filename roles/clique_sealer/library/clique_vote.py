@@ -13,9 +13,9 @@ description:
     this node still holds for the signer is withdrawn, so that it never votes again.
   - Otherwise it first checks that more than half of the current signers are among O(voters) (the sealers of this
     run), then proposes. With O(wait) it waits until the chain has taken the vote and withdraws the proposal.
-  - Run it on every voting sealer without O(wait), then again with O(wait): a vote passes only once more than half
-    of the signers have proposed it.
-  - Supports check mode: nothing is proposed or withdrawn.
+  - Run it on every voting sealer without O(wait), then again with O(wait), since a vote passes only once more than
+    half of the signers have proposed it.
+  - Supports check mode, in which nothing is proposed or withdrawn.
 options:
   signer: {description: Address of the signer to add or remove (0x and 40 hex digits)., type: str, required: true}
   state:
