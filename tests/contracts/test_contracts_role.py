@@ -24,6 +24,7 @@ DEPLOYER_KEY = "0x" + "00" * 31 + "01"  # eth-tester's first prefunded account: 
 ADMIN = "0x" + "ad" * 20  # the contracts' admin: another account, whose key the deploy never sees
 OWNER = "0x" + "0e" * 20
 METERS = {"pi-a": "0x" + "a1" * 20, "pi-b": "0x" + "b2" * 20}
+DEPLOYER_SETTINGS = {"contracts_tariff": 3 * 10**17, "contracts_tolerance_percent": 25}
 
 
 def inventory(tmp_path: Path, rpc_url: str) -> Path:
@@ -44,7 +45,9 @@ def inventory(tmp_path: Path, rpc_url: str) -> Path:
                             "contracts_admin_address": ADMIN,
                             "contracts_rpc_via": [],
                         }
-                    }
+                    },
+                    # Settings an operator keeps with the deployer: a run limited to a Pi must deploy with them too.
+                    "vars": DEPLOYER_SETTINGS,
                 },
                 "stats": {"hosts": {"stats1": {"ansible_connection": "local"}}},
                 "pis": {"hosts": pis},
@@ -96,6 +99,8 @@ def test_playbook_deploys_once_then_changes_nothing_and_registers_a_new_pi_with_
     meter_a, meter_b = (Web3.to_checksum_address(a) for a in METERS.values())
     assert market.functions.getMeter(meter_a).call()[:3] == (Web3.to_checksum_address(OWNER), 4000, True)
     assert market.functions.getMeter(meter_b).call()[3] == 0  # pi-b was not in this run
+    settings = (market.functions.tariff().call(), market.functions.tolerancePercent().call())
+    assert settings == (DEPLOYER_SETTINGS["contracts_tariff"], DEPLOYER_SETTINGS["contracts_tolerance_percent"])
     assert w3.eth.get_balance(meter_a) > 0
     token = w3.eth.contract(address=record["token"]["address"], abi=record["token"]["abi"])
     assert (

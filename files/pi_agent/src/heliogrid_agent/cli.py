@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -98,70 +99,64 @@ def run(config: AgentConfig) -> int:
     metrics = AgentMetrics()
     if config.ui.enabled:  # the page's login code too: a start that cannot keep one creates no database
         prepare_secret(config.ui.secret_file)
-    store = Store(config.store.path)
-    closers: list[Any] = [store]
-    reporter = None
-    if deployment is not None:
-        chain = Web3Chain(config.chain.rpc_url, deployment, timeout=config.chain.rpc_timeout_seconds)
-        reporter = Reporter(
-            chain, store, account,
-            expected_chain_id=deployment.chain_id,
-            gas_limit=config.chain.gas_limit,
-            max_gas_price_wei=int(config.chain.max_gas_price_gwei * 10**9),
-            resend_seconds=config.chain.resend_seconds,
-            revert_backoff_seconds=config.chain.revert_backoff_seconds,
-            revert_backoff_max_seconds=config.chain.revert_backoff_max_seconds,
-            low_gas_transactions=config.chain.low_gas_transactions,
-            max_buy_price_per_kwh=config.buy.max_price_units,
-            clock=clock, metrics=metrics,
+    # Closed in reverse order when the agent stops or a step below fails: the servers, the GPIO devices, the
+    # sensor, then the store.
+    with contextlib.ExitStack() as stack:
+        store = Store(config.store.path)
+        stack.callback(store.close)
+        stack.callback(sensor.close)
+        reporter = None
+        if deployment is not None:
+            chain = Web3Chain(config.chain.rpc_url, deployment, timeout=config.chain.rpc_timeout_seconds)
+            reporter = Reporter(
+                chain, store, account,
+                expected_chain_id=deployment.chain_id,
+                gas_limit=config.chain.gas_limit,
+                max_gas_price_wei=int(config.chain.max_gas_price_gwei * 10**9),
+                resend_seconds=config.chain.resend_seconds,
+                revert_backoff_seconds=config.chain.revert_backoff_seconds,
+                revert_backoff_max_seconds=config.chain.revert_backoff_max_seconds,
+                low_gas_transactions=config.chain.low_gas_transactions,
+                max_buy_price_per_kwh=config.buy.max_price_units,
+                clock=clock, metrics=metrics,
+            )  # fmt: skip
+        agent = Agent(config, sensor, store, reporter, clock, metrics)
+        if config.gpio.led_pin is not None and reporter is not None:
+            led = SaleLed(config.gpio.led_pin, config.gpio.led_blinks, pin_factory)
+            reporter.on_sale = led.sale
+            stack.callback(led.close)
+        if config.gpio.button_pin is not None:
+            stack.callback(PauseButton(config.gpio.button_pin, agent.toggle_selling, pin_factory).close)
+        if config.metrics.enabled:
+            stack.callback(_shut_down, metrics.serve(config.metrics.listen_address, config.metrics.port))
+        if config.ui.enabled:
+            ui = UiServer(
+                agent, config.ui.listen_address, config.ui.port,
+                secret_file=config.ui.secret_file,
+                allowed_hosts=config.ui.allowed_hosts,
+                session_hours=config.ui.session_hours,
+                quote_seconds=config.buy.quote_seconds,
+                timeout=config.ui.socket_timeout_seconds,
+            ).start()  # fmt: skip
+            stack.callback(_shut_down, ui.httpd)
+
+        def _stop(signum: int, _frame: Any) -> None:
+            log.info("stopping on signal %s", signal.Signals(signum).name, extra={"event": "stop"})
+            agent._stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        log.info(
+            "started: %s sensor, %s W capacity, counter %s Wh, account %s",
+            config.meter.sensor, config.meter.capacity_watts, agent.meter.total_wh,
+            reporter.address if reporter else "-", extra={"event": "start"},
         )  # fmt: skip
-    closers.insert(0, sensor)
-    agent = Agent(config, sensor, store, reporter, clock, metrics)
-    if config.gpio.led_pin is not None and reporter is not None:
-        led = SaleLed(config.gpio.led_pin, config.gpio.led_blinks, pin_factory)
-        reporter.on_sale = led.sale
-        closers.insert(0, led)
-    if config.gpio.button_pin is not None:
-        closers.insert(0, PauseButton(config.gpio.button_pin, agent.toggle_selling, pin_factory))
-    if config.metrics.enabled:
-        server = metrics.serve(config.metrics.listen_address, config.metrics.port)
-        closers.insert(0, _Shutdown(server))
-    if config.ui.enabled:
-        ui = UiServer(
-            agent, config.ui.listen_address, config.ui.port,
-            secret_file=config.ui.secret_file,
-            allowed_hosts=config.ui.allowed_hosts,
-            session_hours=config.ui.session_hours,
-            quote_seconds=config.buy.quote_seconds,
-            timeout=config.ui.socket_timeout_seconds,
-        ).start()  # fmt: skip
-        closers.insert(0, _Shutdown(ui.httpd))
-
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("stopping on signal %s", signal.Signals(signum).name, extra={"event": "stop"})
-        agent._stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    log.info(
-        "started: %s sensor, %s W capacity, counter %s Wh, account %s",
-        config.meter.sensor, config.meter.capacity_watts, agent.meter.total_wh,
-        reporter.address if reporter else "-", extra={"event": "start"},
-    )  # fmt: skip
-    agent.start()
-    try:
+        agent.start()
+        stack.callback(agent.stop)
         agent.wait()
-    finally:
-        agent.stop()
-        for closer in closers:
-            closer.close()
     return 0
 
 
-class _Shutdown:
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _shut_down(server: Any) -> None:
+    server.shutdown()
+    server.server_close()

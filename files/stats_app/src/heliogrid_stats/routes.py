@@ -1,0 +1,157 @@
+"""The HTTP and websocket routes, one router per part of the API; each reads the app's state through a dependency."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket
+from fastapi.requests import HTTPConnection
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.responses import Response
+from web3 import Web3
+
+from heliogrid_stats.ethstats import serve_node
+from heliogrid_stats.models import Block, Energy, Health, HourlyPoint, Meter, Network, Node, Sale, Summary
+from heliogrid_stats.state import AppState
+from heliogrid_stats.views import Views, format_units
+
+TEMPLATES = Environment(loader=PackageLoader("heliogrid_stats", "templates"), autoescape=select_autoescape())
+TEMPLATES.filters["tokens"] = lambda base: format_units(int(base))
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    """The indexer, stores, registry and views that create_app built (request or websocket alike)."""
+    return connection.app.state.stats
+
+
+def app_views(state: Annotated[AppState, Depends(app_state)]) -> Views:
+    return state.views
+
+
+State = Annotated[AppState, Depends(app_state)]
+ViewsDep = Annotated[Views, Depends(app_views)]
+
+
+def as_json(value: dict[str, Any] | list[dict[str, Any]]) -> Response:
+    """Serialise directly: the declared response_model documents the shape, FastAPI need not re-validate it."""
+    return Response(json.dumps(value, separators=(",", ":")).encode(), media_type="application/json")
+
+
+page_router = APIRouter()
+
+
+@page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page(state: State) -> HTMLResponse:
+    # "<" escaped so the JSON cannot end its <script> element; it is parsed, never executed.
+    summary = state.views.summary()
+    initial = json.dumps(summary).replace("<", "\\u003c")
+    html = TEMPLATES.get_template("index.html").render(
+        s=summary, refresh=state.config.page_refresh, initial=initial, market=state.deployment.market_address
+    )
+    return HTMLResponse(html)
+
+
+@page_router.get(
+    "/api/v1/summary",
+    response_model=Summary,
+    tags=["page"],
+    summary="Everything the page shows, in one answer (the page polls this)",
+)
+async def summary(views: ViewsDep) -> Response:
+    return as_json(views.summary())
+
+
+network_router = APIRouter(prefix="/api/v1", tags=["network"])
+
+
+@network_router.get("/network", response_model=Network)
+async def network(views: ViewsDep) -> Response:
+    return as_json(views.network())
+
+
+@network_router.get("/blocks", response_model=list[Block], summary="Newest indexed blocks")
+async def blocks(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return as_json(views.blocks(limit))
+
+
+@network_router.get("/nodes", response_model=list[Node], summary="Every node reporting over ethstats, online or not")
+async def nodes(views: ViewsDep) -> Response:
+    return as_json(views.nodes())
+
+
+energy_router = APIRouter(prefix="/api/v1", tags=["energy"])
+
+
+@energy_router.get("/energy", response_model=Energy)
+async def energy(views: ViewsDep) -> Response:
+    return as_json(views.energy())
+
+
+@energy_router.get("/meters", response_model=list[Meter], summary="Meters by address, paged")
+async def meters(
+    views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+) -> Response:
+    return as_json(views.meters(limit, offset))
+
+
+@energy_router.get("/meters/{address}", response_model=Meter)
+async def meter(views: ViewsDep, address: str) -> Response:
+    if not Web3.is_address(address):
+        raise HTTPException(422, f"address: expected a 0x-prefixed 20-byte hex address, got {address!r}")
+    found = views.meter(Web3.to_checksum_address(address))
+    if found is None:
+        raise HTTPException(404, f"meter {address} is not registered (or not indexed yet)")
+    return as_json(found)
+
+
+@energy_router.get("/producers/top", response_model=list[Meter], summary="Meters with the most energy reported")
+async def top(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+    return as_json(views.top_producers(limit))
+
+
+@energy_router.get(
+    "/sales",
+    response_model=list[Sale],
+    summary="Purchases, newest first; page with before_block/before_log of the last one seen",
+)
+async def sales(
+    views: ViewsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    before_block: Annotated[int | None, Query(ge=0)] = None,
+    before_log: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    if (before_block is None) != (before_log is None):
+        raise HTTPException(422, "before_block and before_log: expected both or neither")
+    before = None if before_block is None or before_log is None else (before_block, before_log)
+    return as_json(views.sales(limit, before))
+
+
+@energy_router.get(
+    "/production/hourly",
+    response_model=list[HourlyPoint],
+    summary="Energy produced, credited and bought per hour (UTC hours, chain time)",
+)
+async def hourly(views: ViewsDep, hours: Annotated[int, Query(ge=1, le=24 * 14)] = 24) -> Response:
+    return as_json(views.hourly(hours))
+
+
+ops_router = APIRouter()
+
+
+@ops_router.get("/healthz", response_model=Health, tags=["ops"], summary="200 while the index follows the node")
+async def health(state: State) -> JSONResponse:
+    status = state.indexer.status
+    indexed = state.reader.last_indexed()
+    ok = status.last_error is None and status.head is not None
+    body = Health(ok=ok, head=status.head, indexed=indexed, last_error=status.last_error)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@ops_router.websocket("/api")
+async def ethstats(websocket: WebSocket, state: State) -> None:
+    await serve_node(websocket, state.registry)
+
+
+ROUTERS = (page_router, network_router, energy_router, ops_router)

@@ -1,0 +1,26 @@
+"""What one stats process holds: its configuration, the index (written by the indexer, read by the routes), the
+ethstats registry and the views over them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from heliogrid_stats.config import StatsConfig
+from heliogrid_stats.deployment import Deployment
+from heliogrid_stats.ethstats import NodeRegistry
+from heliogrid_stats.indexer import Indexer
+from heliogrid_stats.store import Store
+from heliogrid_stats.views import Views
+
+
+@dataclass
+class AppState:
+    config: StatsConfig
+    deployment: Deployment
+    writer: Store
+    reader: Store
+    indexer: Indexer
+    registry: NodeRegistry
+    views: Views
+    task: asyncio.Task[None] | None = None
