@@ -13,7 +13,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 export HELIOGRID_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/heliogrid
-PIP_REQS := pyproject.toml $(wildcard files/*/pyproject.toml)
+PIP_REQS := pyproject.toml contracts/pyproject.toml $(wildcard files/*/pyproject.toml)
 IMAGES := trixie-amd64 bookworm-amd64 trixie-arm64
 IMAGE_TARGETS := $(addprefix image-,$(IMAGES))
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
@@ -38,7 +38,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: $(PIP_REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e . $(foreach p,$(wildcard files/*/pyproject.toml),-e $(dir $(p)))
+	$(PY) -m pip install -q -e . -e contracts $(foreach p,$(wildcard files/*/pyproject.toml),-e $(dir $(p)))
 	@touch $@
 
 images: $(IMAGE_TARGETS)
