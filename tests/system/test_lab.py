@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import lab
+from lab import lab
 
 GETH_VERSION = "1.13.15"
 GETH_COMMIT = "c5ba367eb6232e3eddd7d6226bfd374449c63164"

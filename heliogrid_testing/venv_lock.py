@@ -9,7 +9,7 @@ from packaging.utils import canonicalize_name
 
 from lab.lock_for_target import for_target
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # What `python3 -m venv` puts in a venv before any lock is applied (3.11 also brings setuptools).
 VENV_TOOLS = {"pip", "setuptools"}
 
