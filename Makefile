@@ -79,7 +79,8 @@ lint: venv
 	@ansible-playbook -i inventories/example site.yml --syntax-check >/dev/null && echo "syntax-check: inventories/example ok"
 
 # Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
-# Each test folder runs in its own pytest process: their conftest modules share a name.
+# Any set of tests runs in one pytest process from the root (`pytest tests/contracts/test_market.py::test_x`);
+# the tiers still run one process per folder, for the "== unit: <folder> took N s" lines lab/stages.py's logs keep.
 UNIT_DIRS := tests/unit tests/contracts tests/flash tests/bad_inputs
 INTEGRATION_DIRS := tests/contracts tests/flash tests/aws tests/bad_inputs
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
@@ -87,14 +88,14 @@ PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
 # Each folder's wall time is printed after it, and the tier's at the end.
 unit: venv
 	@t0=$$SECONDS; for d in $(UNIT_DIRS) $(PACKAGES); do echo "== unit: $$d"; s=$$SECONDS; \
-	  (cd $$d && $(PY) -m pytest -q -m "not slow" -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; \
+	  ($(PY) -m pytest -q -m "not slow" -p no:cacheprovider $$d || [ $$? -eq 5 ]) || exit 1; \
 	  echo "== unit: $$d took $$((SECONDS - s)) s"; done; \
 	  echo "== unit: $$((SECONDS - t0)) s in all"
 
 # Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc.
 integration: setup
 	@t0=$$SECONDS; for d in $(INTEGRATION_DIRS) $(PACKAGES); do echo "== integration: $$d"; s=$$SECONDS; \
-	  (cd $$d && $(PY) -m pytest -q -m slow -p no:cacheprovider || [ $$? -eq 5 ]) || exit 1; \
+	  ($(PY) -m pytest -q -m slow -p no:cacheprovider $$d || [ $$? -eq 5 ]) || exit 1; \
 	  echo "== integration: $$d took $$((SECONDS - s)) s"; done; \
 	  echo "== integration: slither"; s=$$SECONDS; contracts/run_slither.sh; \
 	  echo "== integration: slither took $$((SECONDS - s)) s"; \
