@@ -1,5 +1,5 @@
-"""Fixtures for the SD-card flashing tests: a small Raspberry Pi OS-like image served over loopback HTTP,
-loop devices standing in for SD cards, and a runner for playbooks/flash_pi.yml."""
+"""What the SD-card flashing tests (tests/flash) run against: a small Raspberry Pi OS-like image, loop devices
+standing in for SD cards, and a runner for playbooks/flash_pi.yml. The fixtures are in tests/flash/conftest.py."""
 
 from __future__ import annotations
 

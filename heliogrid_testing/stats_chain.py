@@ -1,4 +1,5 @@
-"""Fixtures: the real EnergyToken/EnergyMarket artifacts deployed on an in-process EVM (eth-tester)."""
+"""The real EnergyToken/EnergyMarket artifacts deployed on an in-process EVM (eth-tester), and a day of trading on
+them, for the stats app's tests (files/stats_app/tests/conftest.py has the fixtures)."""
 
 from __future__ import annotations
 
