@@ -17,9 +17,9 @@ VENV_TOOLS = {"pip", "setuptools"}
 def installed(host, venv: str) -> dict[str, str]:
     """name: version of every distribution in the venv (without the host's own packages)."""
     script = (
-        "import importlib.metadata as m, json, sys; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions(path=[p for p in sys.path "
-        "if p.startswith(sys.prefix)])}))"
+        "import importlib.metadata as m, json, sysconfig; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions("
+        "path=sorted({sysconfig.get_path(k) for k in ('purelib', 'platlib')}))}))"
     )
     found = json.loads(host.check_output(f'{venv}/bin/python -c "{script}"'))
     return {canonicalize_name(name): version for name, version in found.items()}
