@@ -84,8 +84,8 @@ UNIT_DIRS := tests/unit tests/contracts tests/flash tests/bad_inputs
 INTEGRATION_DIRS := tests/contracts tests/flash tests/aws tests/bad_inputs
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
 
-# One process (169 s, against 393 s with one per folder; 2026-12-02, a busy 2-core machine); heliogrid_testing.timing prints each folder's
-# time ("== unit: <folder> took N s"), then the tier's.
+# One process: 169 s, against 393 s with one per folder (2026-12-02, a busy 2-core machine). The plugin
+# heliogrid_testing.timing prints each folder's time ("== unit: <folder> took N s"), then the tier's.
 unit: venv
 	@t0=$$SECONDS; ($(PY) -m pytest -q -m "not slow" -p no:cacheprovider -p heliogrid_testing.timing --tier unit \
 	  $(UNIT_DIRS) $(PACKAGES) || [ $$? -eq 5 ]) || exit 1; \
