@@ -2,7 +2,7 @@
 """A Pi's metering agent SIGKILLed many times: nothing lost, nothing credited twice, no stuck nonce (lab).
 
 The benchmark mode of tests/system/test_faults.py's kill test (CI kills 5 times), through the same code
-(tests/support/agents.py kill_repeatedly and after_kills): the agent on one lab Pi is killed --kills times, most
+(heliogrid_testing/agents.py kill_repeatedly and after_kills): the agent on one lab Pi is killed --kills times, most
 at a random moment within --max-delay s of its (re)start, --aimed of them just after a kWh crossing (while its
 report is being signed, sent and mined). Then it waits for a report signed after the last kill to be mined, reads
 the agent and the chain at a quiet moment and records what they disagree on (nothing, when all is well), the
@@ -25,13 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from heliogrid_testing import agents
+from heliogrid_testing.chain import Contracts, period
+from heliogrid_testing.lab_state import lab_problem
+from heliogrid_testing.results import Run
+from lab import lab
 
-from bench.support.lab import lab, lab_problem  # noqa: E402
-from bench.support.results import Run  # noqa: E402
-from tests.support import agents  # noqa: E402
-from tests.support.chain import Contracts, period  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:

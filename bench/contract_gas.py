@@ -13,16 +13,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from eth.vm.forks import ParisVM
+from eth_tester import EthereumTester, PyEVMBackend
+from heliogrid_contracts.deploy import Deployer, DeploySpec
+from web3 import EthereumTesterProvider, Web3
+
+from heliogrid_testing.results import Run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "contracts"))
-sys.path.insert(0, str(ROOT))
-
-from eth.vm.forks import ParisVM  # noqa: E402
-from eth_tester import EthereumTester, PyEVMBackend  # noqa: E402
-from heliogrid_contracts.deploy import Deployer, DeploySpec  # noqa: E402
-from web3 import EthereumTesterProvider, Web3  # noqa: E402
-
-from bench.support.results import Run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Latency from a kWh crossing in the metering agent to the kWh credited on chain, against the block period.
 
-For each block period (a fresh loopback Clique chain per period: tests/support/devchain.py, geth 1.13, the
+For each block period (a fresh loopback Clique chain per period: heliogrid_testing/devchain.py, geth 1.13, the
 contracts deployed by the project's deploy code) the real agent package runs in this process: Agent, Meter,
 Store (SQLite, fsync'd), Reporter over Web3Chain, with the lab's reporter cadence (chain.poll_seconds 2 s).
 Only the sensor is fake: it reports nothing until the benchmark pushes energy into it, and each push takes
@@ -34,23 +34,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+from eth_account import Account
+from heliogrid_agent.agent import Agent
+from heliogrid_agent.chain import Web3Chain, load_deployment
+from heliogrid_agent.clock import SystemClock
+from heliogrid_agent.config import parse_config
+from heliogrid_agent.meter import UWH_PER_WH
+from heliogrid_agent.metrics import AgentMetrics
+from heliogrid_agent.reporter import Reporter
+from heliogrid_agent.sensors.base import Reading, Sensor
+from heliogrid_agent.store import Store
+
+from heliogrid_testing.loopback_market import GethNotBuilt, LoopbackMarket, bench_key, rpc
+from heliogrid_testing.results import Run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-from eth_account import Account  # noqa: E402
-from heliogrid_agent.agent import Agent  # noqa: E402
-from heliogrid_agent.chain import Web3Chain, load_deployment  # noqa: E402
-from heliogrid_agent.clock import SystemClock  # noqa: E402
-from heliogrid_agent.config import parse_config  # noqa: E402
-from heliogrid_agent.meter import UWH_PER_WH  # noqa: E402
-from heliogrid_agent.metrics import AgentMetrics  # noqa: E402
-from heliogrid_agent.reporter import Reporter  # noqa: E402
-from heliogrid_agent.sensors.base import Reading, Sensor  # noqa: E402
-from heliogrid_agent.store import Store  # noqa: E402
-
-from bench.support.chain import GethNotBuilt, LoopbackMarket, bench_key, rpc  # noqa: E402
-from bench.support.results import Run  # noqa: E402
 
 # Large enough that the contract's capacity rule (an increase <= capacity x elapsed block time) allows a kWh
 # per block at a 1 s period, so the rule never delays a report here: the figure is the pipeline's latency.

@@ -7,7 +7,7 @@ it mints tokens to the owner). A meter cannot report more than once per block ei
 its capacity rule in block time, so a second report in the same block is an increase in zero seconds and
 reverts. The per-meter ceiling is therefore meters ÷ period.
 
-One loopback Clique chain (tests/support/devchain.py, geth 1.13, period --period) with the contracts
+One loopback Clique chain (heliogrid_testing/devchain.py, geth 1.13, period --period) with the contracts
 deployed by the project's deploy code; the largest --meters count of accounts is prefunded in the genesis and
 registered as meters (owner = the meter, as on the lab Pis). Then, for each count in --meters, that many
 meters report as fast as the chain takes it, each like the agent (one report in flight, the next with a
@@ -33,13 +33,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_account import Account
+
+from heliogrid_testing.loopback_market import GethNotBuilt, LoopbackMarket, bench_key, rpc, rpc_batch
+from heliogrid_testing.results import Run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from eth_account import Account  # noqa: E402
-
-from bench.support.chain import GethNotBuilt, LoopbackMarket, bench_key, rpc, rpc_batch  # noqa: E402
-from bench.support.results import Run  # noqa: E402
 
 CAPACITY_WATTS = 4_000_000  # allows 1 kWh per report at any period >= 1 s (contract rule: capacity x block time)
 REPORT_GAS = 300_000  # the agent's chain.gas_limit default

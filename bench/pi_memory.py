@@ -21,17 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from heliogrid_testing.lab_state import AGENT_SERVICE, GETH_SERVICE, lab_problem, run_in
+from heliogrid_testing.results import Run
+from lab import lab
 
-from bench.support.lab import AGENT_SERVICE, GETH_SERVICE, hostvars, lab, lab_problem, podman_exec  # noqa: E402
-from bench.support.results import Run  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 UNITS = {"geth": GETH_SERVICE, "agent": AGENT_SERVICE}
 
 
 def unit_facts(host: str, unit: str) -> dict[str, str]:
-    out = podman_exec(
+    out = run_in(
         host, "systemctl", "show", "-p", "MainPID", "-p", "MemoryCurrent", "-p", "ActiveEnterTimestamp", unit
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -39,7 +39,7 @@ def unit_facts(host: str, unit: str) -> dict[str, str]:
 
 def proc_status(host: str, pid: str) -> dict[str, int]:
     """VmRSS and VmHWM of a process in KiB (empty when it is gone)."""
-    out = podman_exec(host, "cat", f"/proc/{pid}/status").stdout
+    out = run_in(host, "cat", f"/proc/{pid}/status").stdout
     found = {}
     for line in out.splitlines():
         key, _, value = line.partition(":")
@@ -49,7 +49,7 @@ def proc_status(host: str, pid: str) -> dict[str, int]:
 
 
 def cmdline(host: str, pid: str) -> list[str]:
-    return podman_exec(host, "cat", f"/proc/{pid}/cmdline").stdout.split("\0")
+    return run_in(host, "cat", f"/proc/{pid}/cmdline").stdout.split("\0")
 
 
 def mib(kib: float) -> str:
@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         run.skip(problem)
         return 0
 
-    variables = hostvars()
+    variables = lab.hostvars()
     pis = lab.inventory_hosts("pis")
     rows = []
     for pi in pis:
-        arch = podman_exec(pi, "uname", "-m").stdout.strip()
+        arch = run_in(pi, "uname", "-m").stdout.strip()
         image = variables.get(pi, {}).get("lab_image", "?")
         for name, unit in UNITS.items():
             facts = unit_facts(pi, unit)

@@ -29,18 +29,16 @@ import contextlib
 import json
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.support.lab import attach, container_running, hostvars, lab, lab_module, lab_problem, podman_exec  # noqa: E402
-from bench.support.results import Run  # noqa: E402
+from heliogrid_testing.chain import attach
+from heliogrid_testing.lab_state import lab_problem, run_in
+from heliogrid_testing.results import Run
+from lab import lab
 
 FIRST_EXTRA = 4  # pi4, pi5, ... (hosts.yml has pi1..pi3)
 ADDRESS_BASE = 30  # piN at <lab subnet>.(30 + N), next to hosts.yml's Pis (.31 to .33)
@@ -49,6 +47,8 @@ STATUS_SCRIPT = (
     "import sys, urllib.request; "
     "print(urllib.request.urlopen(f'http://{sys.argv[1]}:8080/api/status', timeout=10).read().decode())"
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -109,19 +109,16 @@ def write_inventory(path: Path, pis: list[tuple[str, str, str]]) -> None:
 
 def start_containers(pis: list[tuple[str, str, str]], started: list[str]) -> float:
     """Start lab containers for hosts hosts.yml does not list (lab/lab.py up, as tests/system does)."""
-    labctl = lab_module()
-    settings, hosts = labctl.inventory(ROOT / "inventories" / "lab")
-    extra = [labctl.LabHost(name, address, image, ("pis",)) for name, address, image in pis]
-    labctl.inventory = lambda _path: (settings, [*hosts, *extra])
+    extra = [lab.LabHost(name, address, image, ("pis",)) for name, address, image in pis]
     started.extend(f"hg-{name}" for name, _, _ in pis)  # before up(): a half-made container is removed too
     t = time.monotonic()
-    labctl.up([name for name, _, _ in pis])
+    lab.up([name for name, _, _ in pis], extra=extra)
     return time.monotonic() - t
 
 
 def remove_containers(started: list[str]) -> None:
     for container in started:
-        subprocess.run(["podman", "rm", "-f", "-t", "5", container], env=lab.ENV, capture_output=True, check=False)
+        lab.podman("rm", "-f", "-t", "5", container, check=False)
         # The fact cache of a host that is gone (ansible-core 2.19 names the files s<schema>_<host>).
         name = container.removeprefix("hg-")
         for cached in [ROOT / ".cache" / "facts" / name, *(ROOT / ".cache" / "facts").glob(f"s[0-9]*_{name}")]:
@@ -130,7 +127,7 @@ def remove_containers(started: list[str]) -> None:
 
 
 def agent_status(pi: Joined) -> dict | None:
-    result = podman_exec(pi.name, "python3", "-c", STATUS_SCRIPT, pi.address, timeout=60)
+    result = run_in(pi.name, "python3", "-c", STATUS_SCRIPT, pi.address, timeout=60)
     if result.returncode != 0:
         return None
     try:
@@ -143,14 +140,16 @@ def follow(pis: list[Joined], timeout: float) -> None:
     """Poll until every Pi is synced and has sold (or timeout): sync via geth IPC, sale via the agent's page."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(p.sale_after is None or p.synced_after is None for p in pis):
-        miner_head = attach("miner1", "eth.blockNumber") or 0
-        gone = [p.name for p in pis if not container_running(p.name)]
+        miner_head = attach("miner1", "eth.blockNumber", check=False, timeout=60) or 0
+        gone = [p.name for p in pis if not lab.running(f"hg-{p.name}")]
         if gone:
             raise Interrupted(f"containers {', '.join('hg-' + n for n in gone)} are gone (lab torn down?)")
         for p in pis:
             now = time.monotonic()
             if p.synced_after is None:
-                state = attach(p.name, "{head: eth.blockNumber, peers: admin.peers.length}") or {}
+                state = (
+                    attach(p.name, "{head: eth.blockNumber, peers: admin.peers.length}", check=False, timeout=60) or {}
+                )
                 if miner_head > 0 and state.get("peers", 0) >= 1 and state.get("head", 0) >= miner_head - 1:
                     p.synced_after = now - p.started
                     print(f"site: {p.name} synced (head {state['head']}) {p.synced_after:.0f} s after its run began")
@@ -191,8 +190,7 @@ def join(pis: list[Pi], all_pis: list[Pi], started: list[str], logdir: Path) -> 
 
 
 def exists(name: str) -> bool:
-    command = ["podman", "container", "exists", f"hg-{name}"]
-    return subprocess.run(command, env=lab.ENV, capture_output=True).returncode == 0
+    return lab.exists("container", f"hg-{name}")
 
 
 def spread(values: list[float], n: int, ran: bool) -> str:
@@ -286,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             newpi.skip(problem)
         return 0
     base_pis = lab.inventory_hosts("pis")
-    subnet = hostvars()[base_pis[0]]["lab_address"].rsplit(".", 1)[0]
+    subnet = lab.hostvars()[base_pis[0]]["lab_address"].rsplit(".", 1)[0]
     extras = [
         (f"pi{n}", f"{subnet}.{ADDRESS_BASE + n}", IMAGES[i % 2])
         for i, n in enumerate(range(FIRST_EXTRA, FIRST_EXTRA + args.extra))

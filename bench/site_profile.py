@@ -33,12 +33,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from site_lab import ADDRESS_BASE, FIRST_EXTRA, IMAGES, remove_containers, start_containers, write_inventory
 
-from bench.site_lab import ADDRESS_BASE, FIRST_EXTRA, IMAGES, remove_containers, start_containers, write_inventory  # noqa: E402
-from bench.support.lab import hostvars, lab, lab_problem  # noqa: E402
-from bench.support.results import Run  # noqa: E402
+from heliogrid_testing.lab_state import lab_problem
+from heliogrid_testing.results import Run
+from lab import lab
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CANDIDATES = {
     "plain": ("plain Ansible, linear strategy (the configuration before)", {"ANSIBLE_STRATEGY": "linear"}),
@@ -155,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     logdir = Path(tempfile.mkdtemp(prefix="heliogrid-bench-profile-"))
     fresh = None
     if args.fresh:
-        lab.lab("down")
+        lab.cli("down")
         state = ROOT / "inventories" / "lab" / "state"
         state.mkdir(exist_ok=True)
         for stale in state.iterdir():
             stale.unlink()
-        lab.lab("up")
+        lab.cli("up")
         fresh = run_site("fresh", {}, logdir)
         report.write(section(fresh, [], logdir))
         if fresh.returncode != 0:
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 def grow(extra: int, logdir: Path) -> list[Timed]:
     """Start `extra` Pi stand-ins, join them in one limited run, then re-run site.yml over every Pi; remove them."""
     base = lab.inventory_hosts("pis")
-    subnet = hostvars()[base[0]]["lab_address"].rsplit(".", 1)[0]
+    subnet = lab.hostvars()[base[0]]["lab_address"].rsplit(".", 1)[0]
     pis = [
         (f"pi{n}", f"{subnet}.{ADDRESS_BASE + n}", IMAGES[i % 2])
         for i, n in enumerate(range(FIRST_EXTRA, FIRST_EXTRA + extra))

@@ -33,10 +33,9 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from heliogrid_testing.results import Run
 
-from bench.support.results import Run  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 METERS = 200
 BLOCK_TIME = 5  # seconds, a typical Clique period

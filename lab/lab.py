@@ -9,6 +9,9 @@ label ``io.heliogrid.lab``; ``down`` removes only objects with that label.
     lab/lab.py up [HOST ...]     create or start the containers (all hosts by default)
     lab/lab.py status            show the containers and their state
     lab/lab.py down              remove the lab's containers and network
+
+It is also the lab driver the tests and the benchmarks import (`from lab import lab`): run a playbook, run a
+command in a host, read the inventory. Failures raise LabError; the command line prints them and exits non-zero.
 """
 
 from __future__ import annotations
@@ -16,15 +19,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+INVENTORY = ROOT / "inventories" / "lab"
+BIN = Path(sys.executable).parent
+ENV = dict(
+    os.environ,
+    CONTAINERS_CONF=str(ROOT / "lab" / "containers.conf"),
+    ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+    ANSIBLE_FORCE_COLOR="0",
+    PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+)
 LABEL = "io.heliogrid.lab"
 LAB_NAME = "heliogrid"
 PREFIX = "hg-"
@@ -51,36 +67,138 @@ class LabHost:
         return PREFIX + self.name
 
 
-def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf"))
-    result = subprocess.run(["podman", *args], env=env, text=True, capture_output=capture)
+class LabError(RuntimeError):
+    """A lab command failed: the message names it and says why."""
+
+
+def podman(
+    *args: str, check: bool = True, capture: bool = True, input: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run a podman command with the lab's settings; check=True raises LabError with podman's message."""
+    result = subprocess.run(["podman", *args], env=ENV, text=True, capture_output=capture, input=input, timeout=timeout)
     if check and result.returncode != 0:
-        raise SystemExit(f"podman {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        raise LabError(f"podman {' '.join(args)} failed ({result.returncode}): {(result.stderr or '').strip()}")
     return result
 
 
-def inventory(path: Path) -> tuple[dict, list[LabHost]]:
-    """Read the lab inventory through ansible-inventory, so group_vars are resolved as Ansible does."""
-    exe = shutil.which("ansible-inventory", path=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    if exe is None:
-        raise SystemExit("ansible-inventory not found: run `make setup` first")
-    data = json.loads(
-        subprocess.run([exe, "-i", str(path), "--list"], check=True, text=True, capture_output=True, cwd=ROOT).stdout
+def podman_exec(
+    container: str, *cmd: str, check: bool = True, user: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command in a lab container (as `user` when given); check=True raises LabError on a non-zero exit."""
+    options = ["--user", user] if user else []
+    result = podman("exec", *options, container, *cmd, check=False, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(f"{container}: {' '.join(cmd)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(self.output)
+        }
+
+    @property
+    def changed(self) -> int:
+        return sum(h["changed"] for h in self.recap.values())
+
+
+def playbook(path: str, *args: str, log: Path | None = None) -> PlaybookRun:
+    """ansible-playbook from the repository root with the lab's settings; its output is kept in `log` if given."""
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), path, *args],
+        env=ENV,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    hostvars = data["_meta"]["hostvars"]
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result.stdout)
+    return PlaybookRun(result.returncode, result.stdout)
+
+
+def cli(*args: str) -> str:
+    """This command line (`up`, `down`, `status`) in a process of its own; returns its output, raises LabError."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *args], env=ENV, cwd=ROOT, text=True, capture_output=True
+    )
+    if result.returncode != 0:
+        raise LabError(f"lab.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def ansible_inventory(path: Path | None = None) -> dict:
+    """`ansible-inventory --list` of an inventory (ansible.cfg's by default), group_vars resolved as Ansible does."""
+    exe = shutil.which("ansible-inventory", path=str(BIN) + os.pathsep + os.environ["PATH"])
+    if exe is None:
+        raise LabError("ansible-inventory not found: run `make setup` first")
+    source = ["-i", str(path)] if path else []
+    listed = subprocess.run([exe, *source, "--list"], env=ENV, check=True, text=True, capture_output=True, cwd=ROOT)
+    return json.loads(listed.stdout)
+
+
+def hostvars(path: Path | None = None) -> dict[str, dict]:
+    """Every host's variables in the inventory."""
+    return ansible_inventory(path)["_meta"]["hostvars"]
+
+
+def inventory_hosts(group: str, path: Path | None = None) -> list[str]:
+    """The hosts of a group and of its children, in inventory order."""
+    data = ansible_inventory(path)
+    found: list[str] = []
+
+    def walk(name: str) -> None:
+        body = data.get(name, {})
+        found.extend(h for h in body.get("hosts", []) if h not in found)
+        for child in body.get("children", []):
+            walk(child)
+
+    walk(group)
+    return found
+
+
+def lab_setting(name: str) -> object:
+    """A lab-wide setting of inventories/lab/group_vars/all/lab.yml (the network name, the subnet...)."""
+    return yaml.safe_load((INVENTORY / "group_vars" / "all" / "lab.yml").read_text())[name]
+
+
+def container_address(container: str, network: str) -> str:
+    """The address a running container has on a podman network."""
+    inspected = json.loads(podman("container", "inspect", container).stdout)[0]
+    return inspected["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def inventory(path: Path = INVENTORY) -> tuple[dict, list[LabHost]]:
+    """The lab-wide settings and the hosts that have a lab_image."""
+    data = ansible_inventory(path)
+    variables = data["_meta"]["hostvars"]
     groups: dict[str, set[str]] = {}
     for group, body in data.items():
         for host in body.get("hosts", []) if isinstance(body, dict) else []:
             groups.setdefault(host, set()).add(group)
     hosts = []
-    for name, hv in sorted(hostvars.items()):
+    for name, hv in sorted(variables.items()):
         if "lab_image" not in hv:
             continue
         if "lab_address" not in hv:
-            raise SystemExit(f"inventory host {name} has lab_image but no lab_address")
+            raise LabError(f"inventory host {name} has lab_image but no lab_address")
         hosts.append(LabHost(name, hv["lab_address"], hv["lab_image"], tuple(sorted(groups.get(name, ())))))
-    settings = next(iter(hostvars.values()), {})
+    settings = next(iter(variables.values()), {})
     return settings, hosts
 
 
@@ -96,7 +214,7 @@ def ensure_network(name: str, subnet: str) -> None:
     if exists("network", name):
         labels = json.loads(podman("network", "inspect", name).stdout)[0].get("labels") or {}
         if labels.get(LABEL) != LAB_NAME:
-            raise SystemExit(f"network {name} exists but was not created by the lab; remove or rename it")
+            raise LabError(f"network {name} exists but was not created by the lab; remove or rename it")
         return
     gateway = subnet.rsplit(".", 1)[0] + ".1"
     podman("network", "create", "--label", f"{LABEL}={LAB_NAME}", "--subnet", subnet, "--gateway", gateway, name)
@@ -108,7 +226,7 @@ def own_container(name: str) -> bool:
         return False
     labels = json.loads(podman("container", "inspect", name).stdout)[0]["Config"].get("Labels") or {}
     if labels.get(LABEL) != LAB_NAME:
-        raise SystemExit(f"container {name} exists but was not created by the lab; refusing to touch it")
+        raise LabError(f"container {name} exists but was not created by the lab; refusing to touch it")
     return True
 
 
@@ -221,7 +339,7 @@ def wait_booted(host: LabHost, timeout: float = 180) -> None:
         if state in ("running", "degraded"):
             return
         time.sleep(1)
-    raise SystemExit(f"{host.container}: systemd did not finish booting within {timeout:.0f}s (state: {state!r})")
+    raise LabError(f"{host.container}: systemd did not finish booting within {timeout:.0f}s (state: {state!r})")
 
 
 def provision_admin(host: LabHost, pubkey: str) -> str:
@@ -240,17 +358,19 @@ cat /etc/ssh/ssh_host_ed25519_key.pub
     return f"{host.address} {' '.join(host_key.split()[:2])}"
 
 
-def up(only: list[str]) -> None:
-    settings, hosts = inventory(ROOT / "inventories" / "lab")
+def up(only: Sequence[str] = (), extra: Sequence[LabHost] = ()) -> None:
+    """Create or start the lab's containers (only those named, if any); `extra` are hosts no inventory lists."""
+    settings, hosts = inventory()
+    hosts = [*hosts, *extra]
     network, subnet = settings.get("lab_network", "heliogrid-lab"), settings.get("lab_subnet", "10.213.7.0/24")
     if only:
         unknown = set(only) - {h.name for h in hosts}
         if unknown:
-            raise SystemExit(f"not lab hosts of inventories/lab: {', '.join(sorted(unknown))}")
+            raise LabError(f"not lab hosts of inventories/lab: {', '.join(sorted(unknown))}")
         hosts = [h for h in hosts if h.name in only]
     missing = sorted({h.image for h in hosts if not exists("image", image_ref(h.image))})
     if missing:
-        raise SystemExit(f"lab images missing: {', '.join(missing)} (run `make images`)")
+        raise LabError(f"lab images missing: {', '.join(missing)} (run `make images`)")
     ensure_network(network, subnet)
     ensure_mirror(network, subnet)
     pubkey = ssh_keypair()
@@ -345,12 +465,15 @@ def main() -> None:
     sub.add_parser("status", help="show the lab containers")
     sub.add_parser("down", help="remove the lab containers and network")
     args = parser.parse_args()
-    if args.command == "up":
-        up(args.hosts)
-    elif args.command == "status":
-        status()
-    else:
-        down()
+    try:
+        if args.command == "up":
+            up(args.hosts)
+        elif args.command == "status":
+            status()
+        else:
+            down()
+    except LabError as exc:
+        raise SystemExit(f"lab: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from aws_harness import NETWORK, REGION, Ansible, free_port
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from heliogrid_testing.aws import NETWORK, REGION, Ansible, free_port
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aws_harness import NETWORK, OPERATOR_CIDR, Ansible, AnsibleRun, free_port
+
+from heliogrid_testing.aws import NETWORK, OPERATOR_CIDR, Ansible, AnsibleRun, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import UNSET, AgentToml, Call, Inventory, Outcome, Raw, podman
+
+from heliogrid_testing.bad_inputs import UNSET, AgentToml, Call, Inventory, Outcome, Raw
+from lab import lab
 
 INVENTORY = "inventory"  # variables in group_vars, applied with the real playbook to a throwaway container
 AGENT = "agent config"  # a Pi's agent.toml, read by `heliogrid-agent run`
@@ -188,7 +190,7 @@ def test_a_wheel_whose_hash_differs_is_refused_and_the_venv_gets_nothing(pattern
     tampered = next(copy.glob(pattern))
     tamper(tampered)
     served = f"/srv/{tmp_path.name}"
-    podman("cp", str(copy), f"{throwaway_host.container}:{served}")
+    lab.podman("cp", str(copy), f"{throwaway_host.container}:{served}")
 
     outcome = throwaway_host.apply(
         "pi_agent.yml", {"pi_agent_pip_find_links": [f"file://{served}/"], "pi_agent_package_sha256": digest}
@@ -198,10 +200,12 @@ def test_a_wheel_whose_hash_differs_is_refused_and_the_venv_gets_nothing(pattern
     assert outcome.refused, outcome.message[-2000:]
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in outcome.message, outcome.message[-3000:]
     assert tampered.name in outcome.message, outcome.message[-3000:]
-    installed = podman(
+    installed = lab.podman(
         "exec", throwaway_host.container, "/opt/heliogrid-agent/venv/bin/python", "-c",
         "import importlib.util as u; print([m for m in ('heliogrid_agent', 'web3') if u.find_spec(m)])",
     ).stdout.strip()  # fmt: skip
     assert installed == "[]", f"the refused install left {installed} in the venv"
-    retry = podman("exec", throwaway_host.container, "test", "-e", "/opt/heliogrid-agent/requirements.txt", check=False)
+    retry = lab.podman(
+        "exec", throwaway_host.container, "test", "-e", "/opt/heliogrid-agent/requirements.txt", check=False
+    )
     assert retry.returncode != 0, "the next run would not install again: requirements.txt of the refused install kept"

@@ -3,50 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import EthereumTesterProvider, Web3
 from web3.datastructures import AttributeDict
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS_DIR = ROOT / "contracts"
-for path in (CONTRACTS_DIR, ROOT):  # heliogrid_contracts, and tests.support (the geth dev chain)
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-# The tests import these from here (`from conftest import KWH, Chain, error_data`).
-from tests.support.evm import (  # noqa: E402
-    ADMIN_DELAY,
-    CAPACITY,
-    KWH,
-    REPORT_WINDOW,
-    TARIFF,
-    TOKEN,
-    TOLERANCE,
-    Chain,
-    deploy,
-    error_data,
-    paris_tester,
-)
-
-__all__ = [
-    "ADMIN_DELAY",
-    "CAPACITY",
-    "KWH",
-    "REPORT_WINDOW",
-    "TARIFF",
-    "TOKEN",
-    "TOLERANCE",
-    "Chain",
-    "error_data",
-    "paris_tester",
-]
+from heliogrid_testing.evm import Chain, deploy, paris_tester
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import KWH, TOLERANCE, Chain, error_data
+from heliogrid_testing.evm import KWH, TOLERANCE, Chain, error_data
 
 
 def test_tariff_change_emits_event_and_needs_tariff_role(chain: Chain) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONTRACTS_DIR, Chain, paris_tester
 from heliogrid_contracts.artifacts import BUILD_DIR, Artifact
 from heliogrid_contracts.compile import collect_sources, compile_contracts, differences
 from heliogrid_contracts.toolchain import Pins, ToolchainError, ensure_toolchain
 from web3 import EthereumTesterProvider, Web3
+
+from heliogrid_testing.evm import CONTRACTS_DIR, Chain, paris_tester
 
 
 @pytest.fixture(scope="module")

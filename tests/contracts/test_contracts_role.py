@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 from web3 import Web3
+
+from heliogrid_testing import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import paris_tester
 from eth_account import Account
 from eth_tester import EthereumTester
 from heliogrid_contracts.admin import Admin, AdminSpec
 from heliogrid_contracts.deploy import Deployer, DeployError, DeploySpec, read_record
 from heliogrid_contracts.rpc import connect
 from web3 import EthereumTesterProvider, Web3
+
+from heliogrid_testing.evm import paris_tester
 
 METER_A = "0x" + "a1" * 20
 METER_B = "0x" + "b2" * 20

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 from eth_account import Account
 from heliogrid_contracts.admin import Admin, AdminSpec
 from heliogrid_contracts.deploy import Deployer, DeployError, DeploySpec
@@ -23,8 +22,9 @@ from heliogrid_contracts.rpc import connect
 from web3 import Web3
 from web3.logs import DISCARD
 
-from tests.support.devchain import SEALER_KEY
-from tests.support.fixtures import devchain  # noqa: F401 - pytest fixture
+from heliogrid_testing import ROOT
+from heliogrid_testing.devchain import SEALER_KEY
+from heliogrid_testing.fixtures import devchain  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import TOKEN, Chain, error_data
+from heliogrid_testing.evm import TOKEN, Chain, error_data
 
 
 def test_token_has_deployment_name_symbol_and_18_decimals(chain: Chain) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import KWH, TARIFF, TOKEN, Chain, error_data
+
+from heliogrid_testing.evm import KWH, TARIFF, TOKEN, Chain, error_data
 
 PRICE = 3 * 10**17  # token base units per kWh
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CAPACITY, KWH, Chain, error_data
+
+from heliogrid_testing.evm import CAPACITY, KWH, Chain, error_data
 
 ZERO = "0x" + "00" * 20
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import CAPACITY, KWH, REPORT_WINDOW, TARIFF, TOLERANCE, Chain, error_data
+from heliogrid_testing.evm import CAPACITY, KWH, REPORT_WINDOW, TARIFF, TOLERANCE, Chain, error_data
 
 
 def max_increase_wh(capacity: int, elapsed: int, tolerance: int = TOLERANCE) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_DELAY, TOKEN, Chain, error_data
+
+from heliogrid_testing.evm import ADMIN_DELAY, TOKEN, Chain, error_data
 
 ADMIN = b"\x00" * 32  # DEFAULT_ADMIN_ROLE
 

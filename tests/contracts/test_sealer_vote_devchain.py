@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.devchain import DevChain, geth_binary
+from heliogrid_testing.devchain import DevChain, geth_binary
 
 pytestmark = pytest.mark.slow
 

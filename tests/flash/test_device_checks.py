@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+from heliogrid_testing.plugins import plugin
 
-
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = load(ROLES / "pi_flash" / "filter_plugins" / "device_checks.py")
-wifi = load(ROLES / "pi_firstboot" / "filter_plugins" / "wifi.py")
+checks = plugin("roles/pi_flash/filter_plugins/device_checks.py")
+wifi = plugin("roles/pi_firstboot/filter_plugins/wifi.py")
 GB = 10**9
 POLICY = checks.DevicePolicy(max_bytes=256 * GB)
 

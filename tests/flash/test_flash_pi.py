@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
+
+from heliogrid_testing.flash import (
     ADMIN_KEY,
     BOOT_OFFSET,
     CARD_BYTES,
@@ -293,7 +294,7 @@ def test_refuses_to_flash_several_pis_at_once(images, image_server, make_card, f
     vars_file.write_text(__import__("json").dumps(extra))
     two = inventory.parent / "two.yml"
     two.write_text("all:\n  children:\n    pis:\n      hosts:\n        pia: {}\n        pib: {}\n")
-    from conftest import REPO, ansible_playbook
+    from heliogrid_testing.flash import REPO, ansible_playbook
 
     proc = subprocess.run(
         [ansible_playbook(), "-i", str(two), "-e", f"@{vars_file}", str(REPO / "playbooks" / "flash_pi.yml")],

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.support import lab
+from lab import lab
 
 RESULTS = lab.ROOT / "test-results"
 
@@ -22,11 +22,11 @@ def fresh_lab() -> None:
     if os.environ.get("HELIOGRID_SITE_APPLIED") == "1":
         return
     if os.environ.get("HELIOGRID_KEEP_LAB") != "1":
-        lab.lab("down")
+        lab.cli("down")
         (lab.ROOT / "inventories" / "lab" / "state").mkdir(exist_ok=True)
         for stale in (lab.ROOT / "inventories" / "lab" / "state").iterdir():
             stale.unlink()
-    lab.lab("up")
+    lab.cli("up")
 
 
 @pytest.fixture(scope="session")

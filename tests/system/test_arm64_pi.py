@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import lab
-from tests.support.agent_unit import HARDENING, SERVICE, UNIT, VENV, unit_settings
+from heliogrid_testing.agent_unit import HARDENING, SERVICE, UNIT, VENV, unit_settings
+from lab import lab
 
 PI = "pi1"  # inventories/lab/hosts.yml: lab_image trixie-arm64
 CONTAINER = f"hg-{PI}"

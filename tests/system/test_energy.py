@@ -2,9 +2,9 @@
 and the public stats page shows the chain's figures.
 
 Read-only: nothing here changes the lab. The chain is read independently of the agents and of the stats app,
-through the stats node's RPC with the deployer's record of the contracts (tests/support/chain.py); each agent's
-account is read inside its Pi (tests/support/agents.py); the page is loaded by Chromium on this machine through
-a loopback port forwarded into the stats container (tests/support/forward.py), never from a lab address.
+through the stats node's RPC with the deployer's record of the contracts (heliogrid_testing/chain.py); each agent's
+account is read inside its Pi (heliogrid_testing/agents.py); the page is loaded by Chromium on this machine through
+a loopback port forwarded into the stats container (heliogrid_testing/forward.py), never from a lab address.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import agents, lab, stats_page
-from tests.support.chain import Contracts, Meter, eventually, period
-from tests.support.forward import LoopbackForward
+from heliogrid_testing import agents, stats_page
+from heliogrid_testing.chain import Contracts, Meter, eventually, period
+from heliogrid_testing.forward import LoopbackForward
+from lab import lab
 
 RESULTS = lab.ROOT / "test-results"
 # A lab Pi exports about 60 kW (inventories/lab/group_vars/pis/pi_agent.yml): a kWh a minute.

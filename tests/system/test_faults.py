@@ -10,8 +10,8 @@ Durations come from the environment, with small CI defaults:
   HELIOGRID_FAULT_SEED          seed of the kill moments (printed, for a replay); random by default
 The cheap cases come first. The last three each wait for a Pi to complete a kWh (about a minute at 60 kW); pi2's
 two cases are kept apart by pi3's, so pi2 makes energy meanwhile instead of starting its second wait just after a
-kWh. Chain figures are read through the stats node's RPC (tests/support/chain.py), each agent's account inside its
-Pi (tests/support/agents.py).
+kWh. Chain figures are read through the stats node's RPC (heliogrid_testing/chain.py), each agent's account inside its
+Pi (heliogrid_testing/agents.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support import agents, lab
-from tests.support.chain import Contracts, attach, eventually, heads, in_step, node_ids, on_each, period
+from heliogrid_testing import agents
+from heliogrid_testing.chain import Contracts, attach, eventually, heads, in_step, node_ids, on_each, period
+from lab import lab
 
 FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "30"))
 KILLS = int(os.environ.get("HELIOGRID_FAULT_KILLS", "5"))

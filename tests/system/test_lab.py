@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import lab
 from lab.geth_defaults import geth_release
-from tests.support import lab
 
 GETH_VERSION, GETH_COMMIT = geth_release()
 CACHE = Path(os.environ.get("HELIOGRID_CACHE", Path.home() / ".cache" / "heliogrid"))

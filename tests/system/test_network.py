@@ -6,19 +6,17 @@ The tests that change the lab (a second run, a fourth Pi, a sealer vote) come la
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from heliogrid_testing import agents
+from heliogrid_testing.chain import Contracts, attach, eventually, heads_in_step, node_ids, period
+from lab import lab
 from lab.geth_defaults import geth_defaults
-from tests.support import agents, lab
-from tests.support.chain import Contracts, attach, eventually, heads_in_step, node_ids, period
 
 PERIOD = period()  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
 
@@ -110,25 +108,13 @@ def test_status_playbook_reports_and_writes_json(network, tmp_path):
 # --- Growing the lab: hosts outside hosts.yml, added through a second inventory source. ---------------------
 
 
-def _lab_module():
-    spec = importlib.util.spec_from_file_location("heliogrid_lab", lab.ROOT / "lab" / "lab.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def extra_host(tmp_path: Path) -> Iterator:
     """Start a lab container for a host that hosts.yml does not list; return the extra inventory to add it."""
     started: list[str] = []
-    labctl = _lab_module()
 
     def start(name: str, address: str, image: str, groups: str) -> Path:
-        settings, hosts = labctl.inventory(lab.ROOT / "inventories" / "lab")
-        extra = labctl.LabHost(name, address, image, ("extra",))
-        labctl.inventory = lambda _path: (settings, [*hosts, extra])
-        labctl.up([name])
+        lab.up([name], extra=[lab.LabHost(name, address, image, ("extra",))])
         started.append(f"hg-{name}")
         inventory = tmp_path / f"{name}.yml"
         ssh = lab.ROOT / ".lab" / "ssh"
@@ -150,7 +136,7 @@ def extra_host(tmp_path: Path) -> Iterator:
 
     yield start
     for container in started:
-        subprocess.run(["podman", "rm", "-f", "-t", "5", container], env=lab.ENV, capture_output=True, check=False)
+        lab.podman("rm", "-f", "-t", "5", container, check=False)
 
 
 @pytest.mark.slow

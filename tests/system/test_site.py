@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import lab
+from lab import lab
 
 RESULTS = lab.ROOT / "test-results"
 

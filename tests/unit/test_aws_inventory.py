@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.ansible_config import show
+from heliogrid_testing.ansible_config import show
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYER = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import geth
 import jinja2
 import pytest
 from ansible.plugins.filter.core import FilterModule as CoreFilters
+
+from heliogrid_testing.plugins import plugin
+
+geth = plugin("plugins/filter/geth.py")
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "roles" / "clique_genesis" / "templates"
 SEALERS = [

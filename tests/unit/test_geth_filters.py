@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import geth
 import pytest
 from ansible.errors import AnsibleFilterError
+
+from heliogrid_testing.plugins import plugin
+
+geth = plugin("plugins/filter/geth.py")
 
 # Published pairs: geth's own test key (crypto tests) and a nodekey/enode pair from a geth test script
 # (`--nodekeyhex 5e04...` printed as enode://bb9c...).

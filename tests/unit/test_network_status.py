@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-import network_status
+from heliogrid_testing.plugins import plugin
+
+network_status = plugin("plugins/filter/network_status.py")
+
 
 SIGNERS = ["0xAAAA000000000000000000000000000000000001", "0xaaaa000000000000000000000000000000000002"]
 

@@ -1,22 +1,12 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from eth_account import Account
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from heliogrid_testing.fakechain import FakeChain
 
 from heliogrid_agent.clock import FakeClock
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]  # files/pi_agent/tests -> the HelioGrid repository
-for path in (HERE, REPO):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from fakechain import FakeChain  # noqa: E402
 
 
 @pytest.fixture

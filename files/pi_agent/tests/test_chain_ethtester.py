@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chainkit import DEPLOYER_KEY, METER_KEY, REPORT_WINDOW, TARIFF, artifacts_available, setup_market
 from eth_account import Account
+from heliogrid_testing.chainkit import DEPLOYER_KEY, METER_KEY, REPORT_WINDOW, TARIFF, artifacts_available, setup_market
 
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.chain import Web3Chain, load_deployment

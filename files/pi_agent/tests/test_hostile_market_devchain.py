@@ -1,4 +1,4 @@
-"""The agent and its page against a real Clique geth (tests/support/devchain.py) where tokens and gas are real.
+"""The agent and its page against a real Clique geth (heliogrid_testing/devchain.py) where tokens and gas are real.
 
 - A paused market: the agent sends no transaction at all (the meter's nonce and ether do not move) while its
   counter keeps growing; after the unpause it resumes by itself and the chain credits every kWh once.
@@ -10,9 +10,17 @@
 from __future__ import annotations
 
 import pytest
-from chainkit import ADMIN_KEY, DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, call, setup_market
 from eth_account import Account
-from pageclient import Client, raw_request
+from heliogrid_testing.chainkit import (
+    ADMIN_KEY,
+    DEPLOYER_KEY,
+    METER_KEY,
+    TARIFF,
+    artifacts_available,
+    call,
+    setup_market,
+)
+from heliogrid_testing.pageclient import Client, raw_request
 
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.chain import Web3Chain, load_deployment
@@ -36,7 +44,7 @@ CAP = 2 * TARIFF  # the buyer's owner pays at most 2 tokens per kWh
 def devchain(tmp_path_factory):
     if not artifacts_available():
         pytest.fail("contracts/build/*.json are missing: the recorded contract artifacts are part of the repository")
-    from tests.support import devchain as devchain_module
+    from heliogrid_testing import devchain as devchain_module
 
     prefund = [Account.from_key(k).address for k in (ADMIN_KEY, DEPLOYER_KEY, METER_KEY, BUYER_KEY, BUYER_METER_KEY)]
     try:

@@ -1,7 +1,7 @@
 """Chain-level durability: SIGKILL the real agent process at random moments against a real Clique geth.
 
 The agent runs as a subprocess (``python -m heliogrid_agent run``) with a simulated 3.6 MW installation
-(one kWh a second) against the dev chain (geth 1.13, tests/support/devchain.py). It is killed
+(one kWh a second) against the dev chain (geth 1.13, heliogrid_testing/devchain.py). It is killed
 HELIOGRID_AGENT_KILLS times (default 6) at random moments (seed HELIOGRID_AGENT_SEED), restarted each
 time, then run once more with no production until it has caught up. The chain must then hold exactly
 the agent's counter: credited kWh == counter kWh, every credit once, every nonce used once.
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from chainkit import DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
 from eth_account import Account
+from heliogrid_testing.chainkit import DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, setup_market
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def devchain(tmp_path):
     # The durability proof needs the real pieces: a missing artifact or geth is a failure, not a skip.
     if not artifacts_available():
         pytest.fail("contracts/build/*.json are missing: the recorded contract artifacts are part of the repository")
-    from tests.support import devchain as devchain_module
+    from heliogrid_testing import devchain as devchain_module
 
     prefund = [Account.from_key(k).address for k in (DEPLOYER_KEY, METER_KEY)]
     try:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from fakechain import FakeChain
+from heliogrid_testing.fakechain import FakeChain
 
 from heliogrid_agent.chain import NodeUnavailable, SendRejected
 from heliogrid_agent.meter import UWH_PER_WH

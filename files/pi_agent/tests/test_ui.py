@@ -6,7 +6,7 @@ import stat
 import time
 
 import pytest
-from pageclient import Client, raw_request
+from heliogrid_testing.pageclient import Client, raw_request
 
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.config import parse_config

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
+from heliogrid_testing.stats_chain import SECRET
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import SECRET
 from heliogrid_stats.api import create_app
 from heliogrid_stats.ethstats import NodeRegistry
 

@@ -1,6 +1,6 @@
 """Against a real geth 1.13 Clique chain: signers from clique_getSigner, and geth's own --ethstats reporter.
 
-Uses the lead's single-sealer dev chain (tests/support/devchain.py) and the geth archive built by
+Uses the lead's single-sealer dev chain (heliogrid_testing/devchain.py) and the geth archive built by
 `make geth`; skipped when that archive is not in the cache.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +17,14 @@ import pytest
 import uvicorn
 from eth_account import Account
 from fastapi.testclient import TestClient
+from heliogrid_testing.devchain import GETH_VERSION, DevChain, GethNotBuilt, geth_binary
+from heliogrid_testing.stats_chain import ADMIN_DELAY, REPORT_WINDOW, SECRET, TARIFF, TOLERANCE, artifact
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware, SignAndSendRawMiddlewareBuilder
 from web3.utils import get_create_address
 
-from conftest import ADMIN_DELAY, REPO, REPORT_WINDOW, SECRET, TARIFF, TOLERANCE, artifact
 from heliogrid_stats.api import create_app
 from heliogrid_stats.config import StatsConfig
-
-sys.path.insert(0, str(REPO))
-from tests.support.devchain import GETH_VERSION, DevChain, GethNotBuilt, geth_binary
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 METER_KEY = "0x" + "6e" * 32  # throwaway key of the test meter

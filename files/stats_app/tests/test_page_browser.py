@@ -3,77 +3,23 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import uvicorn
+from heliogrid_testing.stats_chain import RESULTS
+from heliogrid_testing.stats_page import CHROMIUM, render, screenshot
 
-from conftest import RESULTS
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-VOID = {"meta", "link", "br", "img", "input", "hr", "source", "wbr", "col", "area", "base", "embed", "track"}
-
-
-class Page(HTMLParser):
-    """Text of elements with an id, the meter rows' data-value, and the bars of each chart."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_id: dict[str, str] = {}
-        self.meter_wh: dict[str, int] = {}
-        self.bars: dict[str, int] = {}
-        self.body: dict[str, str | None] = {}
-        self._open: list[str | None] = []  # id (or None) of every open element
-        self._meter: str | None = None
-        self._chart: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "body":
-            self.body = a
-        if tag not in VOID:
-            self._open.append(a.get("id"))
-        if a.get("id"):
-            self.by_id.setdefault(a["id"] or "", "")
-            if "chart" in (a.get("class") or ""):
-                self._chart = a["id"]
-        if tag == "tr" and a.get("data-meter"):
-            self._meter = a["data-meter"]
-        if tag == "td" and a.get("data-col") == "total-wh" and self._meter:
-            self.meter_wh[self._meter] = int(a["data-value"] or 0)
-        if tag == "rect" and self._chart:
-            self.bars[self._chart] = self.bars.get(self._chart, 0) + 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in VOID or not self._open:
-            return
-        closed = self._open.pop()
-        if closed is not None and closed == self._chart:
-            self._chart = None
-
-    def handle_data(self, data: str) -> None:
-        for element in self._open:  # text counts for every enclosing element that has an id
-            if element is not None:
-                self.by_id[element] += data
-
-    def close(self) -> None:
-        super().close()
-        self.by_id = {k: v.strip() for k, v in self.by_id.items()}
 
 
 def _free_port() -> int:
@@ -99,29 +45,8 @@ def served(app, sync, trading) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def chromium(tmp_path: Path, *args: str) -> str:
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--virtual-time-budget=4000",
-        *args,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
-
-
 def test_page_in_chromium_shows_the_chain_figures(tmp_path, served, market, trading):
-    page = Page()
-    page.feed(chromium(tmp_path, "--dump-dom", served))
-    page.close()
+    page = render(served, tmp_path / "chromium-profile")
     # the script ran: it stamps the body and draws the charts as SVG
     assert page.body.get("data-rendered"), "page script did not render"
     w3 = market.w3
@@ -143,8 +68,6 @@ def test_page_in_chromium_shows_the_chain_figures(tmp_path, served, market, trad
 def test_page_screenshots_desktop_and_phone(tmp_path, served):
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name, size in (("stats_page_desktop.png", "1280,2000"), ("stats_page_phone.png", "390,2400")):
-        target = RESULTS / name
-        target.unlink(missing_ok=True)
-        chromium(tmp_path, f"--window-size={size}", f"--screenshot={target}", served)
+        target = screenshot(served, tmp_path / "chromium-profile", RESULTS / name, size)
         assert target.stat().st_size > 10_000
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from tests.support.agent_unit import HARDENING, UNIT, USER, VENV, unit_settings
-from tests.support.venv_lock import unexpected
+from heliogrid_testing.agent_unit import HARDENING, UNIT, USER, VENV, unit_settings
+from heliogrid_testing.venv_lock import unexpected
 
 AGENT = f"{VENV}/bin/heliogrid-agent"
 CONFIG = "/etc/heliogrid-agent/agent.toml"

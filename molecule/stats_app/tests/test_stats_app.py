@@ -21,7 +21,7 @@ import testinfra
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support.venv_lock import unexpected
+from heliogrid_testing.venv_lock import unexpected
 
 STATE = Path(os.environ["MOLECULE_STATS_STATE_DIR"])
 RECORD = json.loads((STATE / "contracts.json").read_text())

@@ -12,7 +12,7 @@ description:
   - The contracts are the ones in the deployment record; their code and the admin are verified first.
   - Idempotent; supports check mode (nothing is sent; the planned actions are returned).
 options:
-  contracts_dir: {description: The repository's contracts directory., type: path, required: true}
+  contracts_dir: {description: The repository's contracts directory (its build/ artifacts)., type: path, required: true}
   rpc_url: {description: JSON-RPC URL of the node, as seen from where the relay runs., type: str, required: true}
   rpc_via:
     description: Command prefix running the relay on the RPC host; empty to connect directly.
@@ -66,16 +66,14 @@ def main() -> None:
     )
     params = module.params
     contracts_dir = Path(params["contracts_dir"])
-    if not (contracts_dir / "heliogrid_contracts" / "admin.py").is_file():
-        module.fail_json(msg=f"contracts_dir {contracts_dir} does not hold heliogrid_contracts/admin.py", actions=[])
-    sys.path.insert(0, str(contracts_dir))
     try:
         from heliogrid_contracts.admin import Admin, AdminSpec
         from heliogrid_contracts.deploy import DeployError
         from heliogrid_contracts.rpc import connect
     except ImportError as exc:
         module.fail_json(
-            msg=f"cannot import the admin code (is web3 installed for {sys.executable}?): {exc}", actions=[]
+            msg=f"cannot import heliogrid_contracts for {sys.executable} (make venv installs it): {exc}",
+            actions=[],
         )
 
     admin = None

@@ -13,7 +13,7 @@ description:
   - Supports check mode (nothing is sent; the planned actions are returned).
 options:
   contracts_dir:
-    description: The repository's contracts directory (Python package and build/).
+    description: The repository's contracts directory, for its build/ artifacts (the code is the installed package).
     type: path
     required: true
   rpc_url:
@@ -99,15 +99,13 @@ def main() -> None:
     )
     params = module.params
     contracts_dir = Path(params["contracts_dir"])
-    if not (contracts_dir / "heliogrid_contracts" / "deploy.py").is_file():
-        module.fail_json(msg=f"contracts_dir {contracts_dir} does not hold heliogrid_contracts/deploy.py", actions=[])
-    sys.path.insert(0, str(contracts_dir))
     try:
         from heliogrid_contracts.deploy import Deployer, DeployError, DeploySpec
         from heliogrid_contracts.rpc import connect
     except ImportError as exc:
         module.fail_json(
-            msg=f"cannot import the deploy code (is web3 installed for {sys.executable}?): {exc}", actions=[]
+            msg=f"cannot import heliogrid_contracts for {sys.executable} (make venv installs it): {exc}",
+            actions=[],
         )
 
     deployer = None

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support import lab
-from tests.support.chain import Contracts, Meter, Report, eventually
-from tests.support.chain import attach as chain_attach
+from heliogrid_testing.chain import Contracts, Meter, Report, eventually
+from heliogrid_testing.chain import attach as chain_attach
+from lab import lab
 
 UI_PORT = 8080  # roles/pi_agent pi_agent_ui_port
 DB = "/var/lib/heliogrid-agent/agent.db"  # roles/pi_agent pi_agent_state_dir + agent.db

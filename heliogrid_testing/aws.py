@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 REGION = "eu-central-1"
 NETWORK = "hgtest"
 OPERATOR_CIDR = "203.0.113.7/32"

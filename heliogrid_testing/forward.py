@@ -13,7 +13,7 @@ import subprocess
 import threading
 from types import TracebackType
 
-from tests.support import lab
+from lab import lab
 
 RELAY = """
 import socket, sys, threading

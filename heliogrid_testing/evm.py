@@ -6,7 +6,6 @@ Shared by tests/contracts (its conftest adds the fixtures) and tests/bad_inputs.
 from __future__ import annotations
 
 import ast
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,13 @@ from eth.vm.forks import ParisVM
 from eth_abi import decode, encode
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import keccak
+from heliogrid_contracts.deploy import Deployer, DeploySpec
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS_DIR = ROOT / "contracts"
-if str(CONTRACTS_DIR) not in sys.path:  # heliogrid_contracts is the repository's package, not an installed one
-    sys.path.insert(0, str(CONTRACTS_DIR))
-
-from heliogrid_contracts.deploy import Deployer, DeploySpec  # noqa: E402
 
 KWH = 1000  # Wh
 TOKEN = 10**18  # base units of one whole token (18 decimals)

@@ -9,7 +9,7 @@ from packaging.utils import canonicalize_name
 
 from lab.lock_for_target import for_target
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # What `python3 -m venv` puts in a venv before any lock is applied (3.11 also brings setuptools).
 VENV_TOOLS = {"pip", "setuptools"}
 
@@ -17,9 +17,9 @@ VENV_TOOLS = {"pip", "setuptools"}
 def installed(host, venv: str) -> dict[str, str]:
     """name: version of every distribution in the venv (without the host's own packages)."""
     script = (
-        "import importlib.metadata as m, json, sys; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions(path=[p for p in sys.path "
-        "if p.startswith(sys.prefix)])}))"
+        "import importlib.metadata as m, json, sysconfig; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions("
+        "path=sorted({sysconfig.get_path(k) for k in ('purelib', 'platlib')}))}))"
     )
     found = json.loads(host.check_output(f'{venv}/bin/python -c "{script}"'))
     return {canonicalize_name(name): version for name, version in found.items()}

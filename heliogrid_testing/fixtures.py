@@ -1,4 +1,4 @@
-"""pytest fixtures over tests.support: import them in a conftest with `from tests.support.fixtures import *`."""
+"""pytest fixtures over heliogrid_testing: import them in a conftest with `from heliogrid_testing.fixtures import *`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.devchain import DevChain, GethNotBuilt
+from heliogrid_testing.devchain import DevChain, GethNotBuilt
 
 __all__ = ["devchain"]
 

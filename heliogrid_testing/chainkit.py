@@ -10,7 +10,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.utils import get_create_address
 
-BUILD = Path(__file__).resolve().parents[3] / "contracts" / "build"
+BUILD = Path(__file__).resolve().parents[1] / "contracts" / "build"
 ADMIN_DELAY = 2 * 24 * 3600  # s a new admin waits before accepting a handover
 REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 TARIFF = 10**18

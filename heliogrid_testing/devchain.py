@@ -10,7 +10,7 @@ HTTP-RPC listens on 127.0.0.1 — the node a Pi's agent or the stats app talks t
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
         chain.stop_rpc(); chain.start_rpc()   # the RPC node goes away and comes back; the chain goes on
 
-Use ``devchain`` (pytest fixture, function scope) from ``tests.support.fixtures``.
+Use ``devchain`` (pytest fixture, function scope) from ``heliogrid_testing.fixtures``.
 """
 
 from __future__ import annotations

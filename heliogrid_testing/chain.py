@@ -8,7 +8,7 @@ way the contracts role reaches it (contracts/heliogrid_contracts/rpc.py).
 from __future__ import annotations
 
 import json
-import sys
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from heliogrid_contracts.rpc import connect
 
+from lab import lab
 from lab.geth_defaults import geth_defaults
-from tests.support import lab
 
 IPC = geth_defaults()["geth_datadir"] + "/geth.ipc"
 RPC_URL = "http://127.0.0.1:8545"  # the stats node's loopback HTTP-RPC (roles/geth geth_http_*)
@@ -36,11 +37,18 @@ def period() -> int:
     return int(settings["clique_genesis_period"])
 
 
-def attach(host: str, expression: str, check: bool = True) -> Any:
-    """Evaluate a JavaScript expression in the host's geth console and return it as Python (None on failure)."""
-    result = lab.podman_exec(
-        f"hg-{host}", "geth", "attach", "--exec", f"JSON.stringify({expression})", IPC, check=check
-    )
+def attach(host: str, expression: str, check: bool = True, timeout: float | None = None) -> Any:
+    """Evaluate a JavaScript expression in the host's geth console and return it as Python (None on failure).
+
+    check=True raises when the console fails or times out; check=False returns None then.
+    """
+    command = ("geth", "attach", "--exec", f"JSON.stringify({expression})", IPC)
+    try:
+        result = lab.podman_exec(f"hg-{host}", *command, check=check, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if check:
+            raise
+        return None
     return json.loads(json.loads(result.stdout)) if result.returncode == 0 else None
 
 
@@ -143,11 +151,6 @@ class Contracts:
         self, rpc_host: str = "stats1", *, via: list[str] | None = None, url: str = RPC_URL, record: Path = RECORD
     ) -> None:
         """Read through `rpc_host`'s loopback RPC (`via` and `url` override the relay, e.g. for a local chain)."""
-        contracts_dir = str(lab.ROOT / "contracts")
-        if contracts_dir not in sys.path:
-            sys.path.insert(0, contracts_dir)
-        from heliogrid_contracts.rpc import connect
-
         self.record = json.loads(record.read_text())
         self.w3 = connect(url, via=["podman", "exec", "-i", f"hg-{rpc_host}"] if via is None else via, timeout=60)
         market, token = self.record["market"], self.record["token"]

@@ -1,6 +1,6 @@
 """A loopback Clique chain with the HelioGrid contracts deployed, for the chain benchmarks.
 
-The chain is tests/support/devchain.py (geth 1.13 from the lab's build cache: an IPC-only sealer and a
+The chain is heliogrid_testing/devchain.py (geth 1.13 from the lab's build cache: an IPC-only sealer and a
 non-sealing node whose HTTP-RPC listens on 127.0.0.1, the node a Pi's agent talks to); the contracts are
 deployed by the project's own deploy code (contracts/heliogrid_contracts/deploy.py), as the contracts role does.
 """
@@ -8,15 +8,11 @@ deployed by the project's own deploy code (contracts/heliogrid_contracts/deploy.
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-for path in (ROOT, ROOT / "contracts"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+ROOT = Path(__file__).resolve().parents[1]
 
 import httpx  # noqa: E402
 from eth_account import Account  # noqa: E402
@@ -24,7 +20,7 @@ from heliogrid_contracts.deploy import Deployer, DeploySpec  # noqa: E402
 from web3 import Web3  # noqa: E402
 from web3.middleware import ExtraDataToPOAMiddleware  # noqa: E402
 
-from tests.support.devchain import DevChain, GethNotBuilt  # noqa: E402
+from heliogrid_testing.devchain import DevChain, GethNotBuilt  # noqa: E402
 
 TARIFF = 10**18
 TOLERANCE_PERCENT = 10

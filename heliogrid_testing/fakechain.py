@@ -12,7 +12,6 @@ from typing import Any
 import rlp
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
-
 from heliogrid_agent.chain import MeterInfo, NodeUnavailable, Offer, Receipt, SendRejected
 
 MARKET = to_checksum_address("0x" + "aa" * 20)

@@ -1,1 +1,0 @@
-"""Shared pieces of the bench scripts (not a benchmark: `make bench` runs only bench/*.py)."""
