@@ -30,6 +30,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_keys import keys
 
+from heliogrid_testing import processes
 from lab.geth_defaults import geth_release
 
 GETH_VERSION = os.environ.get("HELIOGRID_GETH_VERSION", geth_release()[0])
@@ -253,13 +254,8 @@ class DevChain:
 
     def _stop(self, node: str) -> None:
         process = self.processes.pop(node, None)
-        if process and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process:
+            processes.stop(process, grace=30)
 
     def stop_rpc(self) -> None:
         self._stop("rpc")

@@ -13,6 +13,7 @@ import subprocess
 import threading
 from types import TracebackType
 
+from heliogrid_testing import processes
 from lab import lab
 
 RELAY = """
@@ -93,11 +94,7 @@ class LoopbackForward:
                 stdin.close()
         back.join()
         conn.close()
-        try:
-            relay.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            relay.kill()
-            relay.wait()
+        processes.stop(relay, terminate=False)  # its stdin is closed: it ends on its own
 
     def close(self) -> None:
         self._closed = True

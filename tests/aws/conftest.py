@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from heliogrid_testing import processes
 from heliogrid_testing.aws import NETWORK, REGION, Ansible, free_port
 
 
@@ -38,12 +39,7 @@ def moto_url() -> Iterator[str]:
                 pytest.fail(f"moto server did not listen on 127.0.0.1:{port} (exit code {proc.poll()})")
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    processes.stop(proc)
 
 
 @pytest.fixture(scope="session")
