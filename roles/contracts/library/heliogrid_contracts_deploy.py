@@ -67,21 +67,15 @@ record:
   returned: success
 """
 
-import sys  # noqa: E402 - Ansible modules put DOCUMENTATION first
-import traceback  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - Ansible modules put DOCUMENTATION first
+from ansible.module_utils.heliogrid_contracts_module import CONNECTION_OPTIONS, run_contracts_module  # noqa: E402
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "contracts_dir": {"type": "path", "required": True},
-            "rpc_url": {"type": "str", "required": True},
-            "rpc_via": {"type": "list", "elements": "str", "default": []},
-            "private_key": {"type": "str", "required": True, "no_log": True},
-            "record_path": {"type": "path", "required": True},
+            **CONNECTION_OPTIONS,
             "token_name": {"type": "str", "required": True},
             "token_symbol": {"type": "str", "required": True},
             "tariff": {"type": "int", "required": True},
@@ -93,64 +87,26 @@ def main() -> None:
             "meter_min_balance_wei": {"type": "int", "default": 0},
             "meter_fund_wei": {"type": "int", "default": 0},
             "expected_chain_id": {"type": "int"},
-            "receipt_timeout": {"type": "int", "default": 180},
         },
         supports_check_mode=True,
     )
-    params = module.params
-    contracts_dir = Path(params["contracts_dir"])
-    try:
-        from heliogrid_contracts.deploy import Deployer, DeployError, DeploySpec
-        from heliogrid_contracts.rpc import connect
-    except ImportError as exc:
-        module.fail_json(
-            msg=f"cannot import heliogrid_contracts for {sys.executable} (make venv installs it): {exc}",
-            actions=[],
-        )
-
-    deployer = None
-    w3 = None
-    try:
-        spec = DeploySpec.from_dict(
-            {
-                key: params[key]
-                for key in (
-                    "token_name",
-                    "token_symbol",
-                    "tariff",
-                    "tolerance_percent",
-                    "admin",
-                    "admin_delay_seconds",
-                    "max_report_seconds",
-                    "meters",
-                    "meter_min_balance_wei",
-                    "meter_fund_wei",
-                    "expected_chain_id",
-                )
-            }
-        )
-        w3 = connect(params["rpc_url"], via=params["rpc_via"] or None, timeout=params["receipt_timeout"])
-        deployer = Deployer(
-            w3,
-            params["private_key"],
-            Path(params["record_path"]),
-            build_dir=contracts_dir / "build",
-            check_mode=module.check_mode,
-            receipt_timeout=params["receipt_timeout"],
-        )
-        result = deployer.run(spec)
-    except DeployError as exc:
-        done = deployer.result.actions if deployer else []
-        module.fail_json(msg=str(exc), actions=done)
-    except Exception as exc:  # RPC down, relay failure, timeouts: report with context, never the key
-        done = deployer.result.actions if deployer else []
-        module.fail_json(
-            msg=f"{type(exc).__name__}: {exc}", actions=done, exception="".join(traceback.format_exception(exc))
-        )
-    finally:
-        if w3 is not None and hasattr(w3.provider, "close"):
-            w3.provider.close()
-    module.exit_json(changed=result.changed, actions=result.actions, notices=result.warnings, record=result.record)
+    run_contracts_module(
+        module,
+        "deploy",
+        (
+            "token_name",
+            "token_symbol",
+            "tariff",
+            "tolerance_percent",
+            "admin",
+            "admin_delay_seconds",
+            "max_report_seconds",
+            "meters",
+            "meter_min_balance_wei",
+            "meter_fund_wei",
+            "expected_chain_id",
+        ),
+    )
 
 
 if __name__ == "__main__":
