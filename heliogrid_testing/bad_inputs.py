@@ -52,10 +52,13 @@ class Inventory:
 
     playbook: str
     variables: dict[str, Any]
+    # Other Pis of the inventory (name: host variables). They are never reached: the controller's checks come first.
+    pis: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}: {'(not set)' if v is UNSET else json.dumps(v)}" for k, v in self.variables.items())
-        return f"{shown} (playbooks/{self.playbook})"
+        others = "".join(f"; Pi {name}: {json.dumps(hostvars)}" for name, hostvars in self.pis.items())
+        return f"{shown}{others} (playbooks/{self.playbook})"
 
 
 UNSET = object()  # an inventory variable the operator's inventory lacks
@@ -147,14 +150,21 @@ class ThrowawayHost:
             "contracts_deployer_private_key": "{{ vault_contracts_deployer_private_key }}",
             "vault_contracts_deployer_private_key": "0x" + "00" * 31 + "01",
             "contracts_admin_address": "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF",
+            # A valid overlay (inventories/lab/group_vars/all/overlay.yml): this host is a hub (it is in miners).
+            "overlay_subnet": "10.77.0.0/24",
+            "overlay_address": "10.77.0.11",
+            "host_public_address": "192.0.2.11",
+            "wireguard_underlay_subnets": ["10.213.7.0/24"],
         }
 
-    def inventory(self, variables: dict[str, Any]) -> Path:
-        """The baseline with `variables` on top, as the container's inventory: this host is in every group."""
+    def inventory(self, variables: dict[str, Any], pis: dict[str, dict[str, Any]] | None = None) -> Path:
+        """The baseline with `variables` on top, as the container's inventory: this host is in every group, and `pis`
+        are further Pis (never reached)."""
         self.runs += 1
         merged = {**self.baseline, **variables}
         hostvars = {k: v for k, v in merged.items() if v is not UNSET}
         groups = {group: {"hosts": {HOST: None}} for group in ("miners", "stats", "pis", "deployer")}
+        groups["pis"]["hosts"].update(pis or {})
         path = self.workdir / f"hosts-{self.runs}.yml"
         path.write_text(yaml.safe_dump({"all": {"vars": hostvars, "children": groups}}))
         return path
@@ -177,8 +187,8 @@ class ThrowawayHost:
         run = self.ansible("ansible", "-i", str(self.inventory({})), HOST, "-m", "ansible.builtin.ping")
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
 
-    def apply(self, playbook: str, variables: dict[str, Any]) -> Outcome:
-        inventory = self.inventory(variables)
+    def apply(self, playbook: str, variables: dict[str, Any], pis: dict[str, dict[str, Any]] | None = None) -> Outcome:
+        inventory = self.inventory(variables, pis)
         # Nothing runs in the container between cases (its timers are stopped), so the previous case's "after"
         # is this case's "before"; anything that did change in between would be blamed on this case, not missed.
         before = self.last if self.last is not None else self.snapshot()
@@ -192,7 +202,9 @@ class ThrowawayHost:
         changes = diff(before, after)
         if stats.get("changed"):
             changes.append(f"the play recap reports changed={stats['changed']}")
-        refused = run.returncode != 0 and stats.get("failures", 0) > 0
+        # The controller's own checks (localhost) count: they refuse a plan before any host is reached.
+        failures = sum(host.get("failures", 0) for host in result.get("stats", {}).values())
+        refused = run.returncode != 0 and failures > 0
         return Outcome(failure_messages(result) or run.stderr.strip(), refused, changes)
 
     def snapshot(self) -> dict[str, str]:

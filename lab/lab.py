@@ -49,6 +49,8 @@ ADMIN_USER = "ops"
 # systemd 257 (trixie) keeps CAP_SYS_ADMIN to sandbox a unit that runs as another user (ProtectSystem,
 # PrivateTmp...); without it such units fail with 217/USER. A VM or a Pi has it, so lab hosts do too.
 CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN"]
+# The kernel has no WireGuard module: wg-quick falls back to wireguard-go, which needs a TUN device (roles/wireguard).
+DEVICES = ["/dev/net/tun"]
 STATE = ROOT / ".lab"
 CACHE = Path(
     os.environ.get("HELIOGRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "heliogrid"
@@ -407,6 +409,7 @@ def up(only: Sequence[str] = (), extra: Sequence[LabHost] = ()) -> None:
             "--systemd",
             "always",
             *[f"--cap-add={c}" for c in CAPABILITIES],
+            *[f"--device={d}" for d in DEVICES],
             image_ref(host.image),
             "/sbin/init",
         )

@@ -1,9 +1,11 @@
 """Checks the roles' validate tasks share, as Jinja tests: ``port is tcp_port``, ``address is eth_address``,
-``url is enode``, ``digest is sha256``. Each is written once here, with unit tests (tests/unit/test_value_tests.py).
+``url is enode``, ``digest is sha256``, ``network is cidr``. Each is written once here, with unit tests
+(tests/unit/test_value_tests.py).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _ETH_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -38,8 +40,20 @@ def enode(value: object) -> bool:
     return found is not None and tcp_port(found.group(1))
 
 
+def cidr(value: object) -> bool:
+    """A network in CIDR notation, IPv4 or IPv6, with its prefix length (10.77.0.0/22, 2001:db8::/32); host bits may be
+    set (203.0.113.7/32 is the usual way to name one address)."""
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 class TestModule:
     """Ansible's entry point for test plugins."""
 
     def tests(self) -> dict[str, object]:
-        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode}
+        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode, "cidr": cidr}

@@ -45,6 +45,14 @@ CASES = [
     Case(INVENTORY, "sealer address cut short",
          Inventory("network.yml", {"clique_genesis_sealer_addresses": ["0x8a3F5e2b41"]}),
          "clique_genesis: 0x8a3F5e2b41 is not an Ethereum address (0x + 40 hexadecimal characters)"),
+    Case(INVENTORY, "overlay subnet overlapping the network the hosts are on",
+         Inventory("overlay.yml", {"overlay_subnet": "10.213.0.0/16", "overlay_address": "10.213.9.11"}),
+         "overlay_subnet 10.213.0.0/16 overlaps 10.213.7.0/24, a network the nodes already use"),
+    Case(INVENTORY, "two nodes given one overlay address",
+         Inventory("overlay.yml", {}, pis={"pi9": {"overlay_address": "10.77.0.11"}}),
+         "overlay_address 10.77.0.11 is already badinput's"),
+    Case(INVENTORY, "a Pi with no overlay address", Inventory("overlay.yml", {}, pis={"pi9": {}}),
+         "pi9 has no overlay_address: give every node one address inside 10.77.0.0/24"),
     Case(INVENTORY, "sensor name in capitals", Inventory("pi_agent.yml", {"pi_agent_sensor": "S0"}),
          "value of pi_agent_sensor must be one of: s0, mcp3xxx, simulated, got: S0"),
     Case(INVENTORY, "S0 input given as header pin 40",
@@ -128,7 +136,7 @@ CASES = [
 
 def attempt(case: Case, request: pytest.FixtureRequest) -> Outcome:
     if isinstance(case.bad, Inventory):
-        return request.getfixturevalue("throwaway_host").apply(case.bad.playbook, case.bad.variables)
+        return request.getfixturevalue("throwaway_host").apply(case.bad.playbook, case.bad.variables, case.bad.pis)
     if isinstance(case.bad, AgentToml):
         return request.getfixturevalue("agent").run(case.bad.edits)
     return request.getfixturevalue("scene").call(case.bad)

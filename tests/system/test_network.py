@@ -121,7 +121,9 @@ def extra_host(tmp_path: Path) -> Iterator:
         # The extra source lives in tmp: what group_vars derive from inventory_dir is given here (the state dir holds
         # the deployment record and the ethstats secret every host reads).
         state = lab.ROOT / "inventories" / "lab" / "state"
-        body = {name: {"lab_address": address, "lab_image": image, "heliogrid_state_dir": str(state)}}
+        overlay = "10.77.0." + address.rsplit(".", 1)[1]  # the lab's plan: the same host number on the overlay
+        body = {name: {"lab_address": address, "overlay_address": overlay, "lab_image": image}}
+        body[name]["heliogrid_state_dir"] = str(state)
         if groups == "pis":
             body[name] |= {
                 "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
@@ -152,6 +154,14 @@ def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
     assert (reader.tariff(), reader.tolerance_percent()) == market_before, "the limited run changed the market"
     miners = set(node_ids(lab.inventory_hosts("miners")).values())
     assert eventually(lambda: {p["id"] for p in attach("pi4", "admin.peers")} & miners, timeout=6 * PERIOD)
+    # Over the overlay: the same limited run gave pi4 its key and wrote its entry on every hub, which now knows it.
+    remote = {p["network"]["remoteAddress"].rsplit(":", 1)[0] for p in attach("pi4", "admin.peers")}
+    assert remote, "pi4 has no peer"
+    assert all(address.startswith("10.77.0.") for address in remote), remote
+    pi4_key = lab.podman_exec("hg-pi4", "wg", "show", "wg0", "public-key").stdout.strip()
+    for hub in lab.inventory_hosts("miners") + lab.inventory_hosts("stats"):
+        handshakes = lab.podman_exec(f"hg-{hub}", "wg", "show", "wg0", "latest-handshakes").stdout
+        assert pi4_key in handshakes, f"{hub} does not know pi4's key"
     head = attach("miner1", "eth.blockNumber")
     assert eventually(lambda: (attach("pi4", "eth.blockNumber") or 0) >= head, timeout=12 * PERIOD)
     assert attach("pi4", f"eth.getBlock({head}).hash") == attach("miner1", f"eth.getBlock({head}).hash")

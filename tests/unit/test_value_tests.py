@@ -1,4 +1,4 @@
-"""The shared Jinja tests in plugins/test (tcp_port, eth_address, sha256, enode), run as the roles' validate tasks
+"""The shared Jinja tests in plugins/test (tcp_port, eth_address, sha256, enode, cidr), run as the roles' validate tasks
 run them: through Ansible's templating, with the plugin folder ansible.cfg names."""
 
 from __future__ import annotations
@@ -81,3 +81,13 @@ def test_an_enode_url_with_node_id_host_and_port_is_an_enode(render, host: str) 
 )
 def test_a_url_without_a_full_node_id_or_a_valid_port_is_not_an_enode(render, url: object) -> None:
     assert render("value is enode", url) is False
+
+
+@pytest.mark.parametrize("network", ["10.77.0.0/22", "203.0.113.7/32", "0.0.0.0/0", "2001:db8::/32", "::/0"])
+def test_a_network_with_its_prefix_is_a_cidr(render, network: str) -> None:
+    assert render("value is cidr", network) is True
+
+
+@pytest.mark.parametrize("network", ["10.77.0.0", "10.77.0.0/33", "10.777.0.0/22", "lan", "", 10, None])
+def test_an_address_without_prefix_or_anything_else_is_not_a_cidr(render, network: object) -> None:
+    assert render("value is cidr", network) is False

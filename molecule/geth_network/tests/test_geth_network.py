@@ -1,5 +1,6 @@
-"""A one-sealer Clique chain and a Pi's client following it: roles geth, geth_nodekey, clique_sealer,
-clique_genesis and geth_client, seen from both nodes. The genesis guard comes last: it re-runs converge.
+"""A one-sealer Clique chain and a Pi's client following it over the WireGuard overlay, behind the host firewalls:
+roles wireguard, firewall, geth, geth_nodekey, clique_sealer, clique_genesis and geth_client, seen from both nodes.
+The genesis guard comes last: it re-runs converge.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ CHAIN_ID = 4343  # clique_genesis_chain_id and geth_network_id in molecule.yml
 DATADIR = geth_defaults()["geth_datadir"]
 IPC = f"{DATADIR}/geth.ipc"
 NODES = {"sealer": "hg-molecule-gn-sealer", "client": "hg-molecule-gn-client"}
+OVERLAY = {"hg-molecule-gn-sealer": "10.77.0.11", "hg-molecule-gn-client": "10.77.0.31"}  # molecule.yml host_vars
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +102,15 @@ def test_unit_is_hardened(node):
     }
 
 
-def test_p2p_listens_on_all_addresses(node):
-    assert node.socket("tcp://0.0.0.0:30303").is_listening
+def test_p2p_listens_on_the_overlay_address_only(node):
+    listeners = [s for s in node.socket.get_listening_sockets() if s.endswith(":30303")]
+    assert listeners == [f"tcp://{OVERLAY[node.backend.name]}:30303"]
+    config = node.file("/etc/geth/config.toml").content_string
+    assert 'NetRestrict = ["10.77.0.0/24"]' in config
+    assert "NoDiscovery = true" in config
+    unit = node.file("/etc/systemd/system/geth.service").content_string
+    assert f"--nat extip:{OVERLAY[node.backend.name]}" in unit
+    assert "wg-quick@wg0.service" in unit
 
 
 def test_nodekey_and_data_are_private_to_geth(node):
@@ -118,6 +127,54 @@ def test_geth_logs_to_the_journal(node):
     log = node.check_output("journalctl _SYSTEMD_UNIT=geth.service SYSLOG_IDENTIFIER=geth --no-pager -o cat")
     assert re.search(r"Starting peer-to-peer node\s+instance=Geth/v1\.13\.15-stable", log), log[:2000]
     assert re.search(rf"IPC endpoint opened\s+url={re.escape(IPC)}", log), log[:2000]
+
+
+# --- The overlay and the firewall: roles wireguard and firewall ----------------------------------------------
+
+
+def test_hub_and_spoke_complete_a_handshake(sealer, client):
+    """The client (a spoke) dials the sealer (a hub) at its underlay address; each holds only the other's key."""
+    for host, peer in ((client, sealer), (sealer, client)):
+        public = peer.check_output("wg show wg0 public-key")
+        handshakes = dict(line.split() for line in host.check_output("wg show wg0 latest-handshakes").splitlines())
+        assert list(handshakes) == [public]
+        deadline = time.monotonic() + 30
+        while int(handshakes[public]) == 0 and time.monotonic() < deadline:
+            time.sleep(1)
+            handshakes = dict(line.split() for line in host.check_output("wg show wg0 latest-handshakes").splitlines())
+        assert int(handshakes[public]) > 0, f"{host.backend.name}: no handshake with {peer.backend.name}"
+    assert "persistent keepalive: every 25 seconds" in client.check_output("wg show wg0")
+
+
+def test_private_keys_stay_on_their_node_in_one_0600_file(node):
+    key = node.file("/etc/wireguard/wg0.key")
+    assert (key.mode, key.user) == (0o600, "root")
+    private = key.content_string.strip()
+    for path in node.check_output("find /etc/wireguard -type f").split():
+        if path != "/etc/wireguard/wg0.key":
+            assert private not in node.file(path).content_string, path
+    assert node.file("/etc/wireguard").mode == 0o700
+
+
+def test_p2p_crosses_the_tunnel_and_is_refused_beside_it(sealer, client):
+    peers = "admin.peers.map(function (p) { return p.network.remoteAddress; })"
+    deadline = time.monotonic() + 60
+    while not (remote := attach(client, peers)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert remote == ["10.77.0.11:30303"]
+    probe = 'python3 -c "import socket,sys; socket.create_connection((sys.argv[1], 30303), timeout=3)" {}'
+    assert client.run(probe.format("10.77.0.11")).rc == 0  # through wg0
+    underlay = sealer.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
+    assert client.run(probe.format(underlay)).rc != 0  # nothing of geth beside the tunnel
+
+
+def test_firewall_drops_inbound_but_what_it_names(node):
+    ruleset = node.check_output("nft list table inet heliogrid")
+    assert "policy drop" in ruleset
+    assert 'iifname "wg0" tcp dport 30303 accept' in ruleset
+    assert "udp dport 51820 accept" in ruleset
+    assert 'ip daddr 10.77.0.0/24 iifname != "wg0"' in ruleset
+    assert node.service("nftables").is_enabled
 
 
 # --- The sealer: roles clique_sealer, clique_genesis and geth sealing -----------------------------------------
