@@ -175,7 +175,7 @@ def summary_build_ms(database: Path) -> float:
     from heliogrid_stats.views import Views
 
     store = Store(database, readonly=True)
-    views = Views(store, NodeRegistry(""), 4242, 100)
+    views = Views(store, NodeRegistry(), 4242, 100)
     best = min(timeit.repeat(views.summary, number=20, repeat=7)) / 20
     store.close()
     return best * 1000

@@ -33,9 +33,6 @@ ADMIN_DELAY = 2 * 24 * 3600  # s a new admin waits before accepting (EnergyToken
 REPORT_WINDOW = 24 * 3600  # s: the most elapsed time one report may count
 
 
-SECRET = "correct horse battery staple"
-
-
 def artifact(name: str) -> dict:
     path = BUILD / f"{name}.json"
     if not path.exists():

@@ -119,7 +119,7 @@ def extra_host(tmp_path: Path) -> Iterator:
         inventory = tmp_path / f"{name}.yml"
         ssh = lab.ROOT / ".lab" / "ssh"
         # The extra source lives in tmp: what group_vars derive from inventory_dir is given here (the state dir holds
-        # the deployment record and the ethstats secret every host reads).
+        # the deployment record and each host's ethstats secret).
         state = lab.ROOT / "inventories" / "lab" / "state"
         overlay = "10.77.0." + address.rsplit(".", 1)[1]  # the lab's plan: the same host number on the overlay
         body = {name: {"lab_address": address, "overlay_address": overlay, "lab_image": image}}

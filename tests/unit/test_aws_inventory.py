@@ -41,7 +41,9 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     ("stats_vars", "scheme"),
     [({}, "ws://192.0.2.21:80"), ({"stats_app_tls_certificate": "/etc/ssl/c.pem"}, "wss://192.0.2.21:443")],
 )
-def test_every_host_gets_the_same_chain_state_folder_and_stats_url(tmp_path, stats_vars, scheme) -> None:
+def test_every_host_gets_the_chain_state_folder_the_stats_server_and_a_secret_of_its_own(
+    tmp_path, stats_vars, scheme
+) -> None:
     hosts = render(tmp_path, stats_vars)
     assert set(hosts) == {"solar-miner-1", "solar-miner-2", "solar-miner-3", "solar-stats-1", "pi-1", "localhost"}
     for host, (sealers, alloc, state_dir, ethstats, sha256) in hosts.items():
@@ -50,6 +52,9 @@ def test_every_host_gets_the_same_chain_state_folder_and_stats_url(tmp_path, sta
         assert state_dir == str(tmp_path / "inventories" / "aws" / "state"), host
         assert re.fullmatch(rf"{re.escape(host)}:[A-Za-z0-9]{{40}}@{re.escape(scheme)}", ethstats), (host, ethstats)
         assert sha256 == {"amd64": "", "arm64": ""}, "the example must not ship digests nobody checked"
-    secrets = {ethstats.split("@")[0].split(":")[1] for *_, ethstats, _ in hosts.values()}
-    assert len(secrets) == 1, "every node must present the one ethstats secret"
-    assert (tmp_path / "inventories" / "aws" / "state" / "ethstats.secret").stat().st_mode & 0o077 == 0
+    secrets = {host: ethstats.split("@")[0].split(":")[1] for host, (*_, ethstats, _) in hosts.items()}
+    assert len(set(secrets.values())) == len(hosts), "every node must present a secret of its own"
+    for host, secret in secrets.items():
+        stored = tmp_path / "inventories" / "aws" / "state" / "ethstats" / f"{host}.secret"
+        assert stored.stat().st_mode & 0o077 == 0, host
+        assert stored.read_text().strip() == secret, host

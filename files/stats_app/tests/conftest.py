@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from heliogrid_testing.stats_chain import SECRET, Market, SharedChain, deploy, trade
+from heliogrid_testing.ethstats_credentials import credentials_dir
+from heliogrid_testing.stats_chain import Market, SharedChain, deploy, trade
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
@@ -54,12 +55,20 @@ def contracts_file(tmp_path: Path, market: Market) -> Path:
 
 
 @pytest.fixture
-def config(tmp_path: Path, contracts_file: Path) -> StatsConfig:
+def credentials(tmp_path: Path) -> Path:
+    """The ethstats credentials directory, with a credential (heliogrid_testing.ethstats_credentials.node_secret) for
+    each node name the tests report under; "pi-unknown" has none."""
+    names = ("pi-kitchen", "sealer-1", "pi-1", "pi-2", "miner-1", "rpc", "pi-9", "pi-3")
+    return credentials_dir(tmp_path / "ethstats.d", names)
+
+
+@pytest.fixture
+def config(tmp_path: Path, contracts_file: Path, credentials: Path) -> StatsConfig:
     return StatsConfig(
         contracts_file=contracts_file,
         database=tmp_path / "index" / "stats.sqlite3",
         signer_source="coinbase",
-        ethstats_secret=SECRET,
+        ethstats_credentials_dir=credentials,
         block_history=1000,
         block_time_window=5,
         batch_size=7,

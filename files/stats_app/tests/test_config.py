@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from heliogrid_testing.ethstats_credentials import credentials_dir
 
 from heliogrid_stats.__main__ import main
-from heliogrid_stats.config import SECRET_ENV, ConfigError, load_config
+from heliogrid_stats.config import ConfigError, load_config
 from heliogrid_stats.deployment import load_deployment
 
 
@@ -22,10 +23,10 @@ BASE = 'contracts_file = "/etc/heliogrid-stats/contracts.json"\ndatabase = "/var
 
 
 def test_minimal_config_takes_the_documented_defaults(tmp_path):
-    config = load_config(write(tmp_path, BASE), environ={})
+    config = load_config(write(tmp_path, BASE))
     assert (config.rpc_url, config.listen_host, config.listen_port) == ("http://127.0.0.1:8545", "127.0.0.1", 8090)
     assert config.signer_source == "clique"
-    assert config.ethstats_secret == ""
+    assert config.ethstats_credentials_dir is None  # no node may report
 
 
 @pytest.mark.parametrize(
@@ -43,31 +44,41 @@ def test_minimal_config_takes_the_documented_defaults(tmp_path):
 )
 def test_bad_value_is_refused_naming_key_value_and_expectation(tmp_path, line, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_config(write(tmp_path, BASE + line + "\n"), environ={})
+        load_config(write(tmp_path, BASE + line + "\n"))
 
 
 def test_missing_required_key_is_named(tmp_path):
     with pytest.raises(ConfigError, match="missing required key 'database'"):
-        load_config(write(tmp_path, 'contracts_file = "/x.json"\n'), environ={})
+        load_config(write(tmp_path, 'contracts_file = "/x.json"\n'))
 
 
-def test_secret_file_readable_by_others_is_refused(tmp_path):
-    secret = tmp_path / "ethstats.secret"
-    secret.write_text("s3cret\n")
-    secret.chmod(0o644)
-    with pytest.raises(ConfigError, match="mode 0o644, expected 0600"):
-        load_config(write(tmp_path, BASE + f'ethstats_secret_file = "{secret}"\n'), environ={})
-    secret.chmod(0o600)
-    assert (
-        load_config(write(tmp_path, BASE + f'ethstats_secret_file = "{secret}"\n'), environ={}).ethstats_secret
-        == "s3cret"
-    )
+def test_credentials_directory_is_taken_when_only_its_owner_may_write_it(tmp_path):
+    credentials = credentials_dir(tmp_path / "ethstats.d")
+    config = load_config(write(tmp_path, BASE + f'ethstats_credentials_dir = "{credentials}"\n'))
+    assert config.ethstats_credentials_dir == credentials
 
 
-def test_secret_from_the_environment_is_never_shown(tmp_path):
-    config = load_config(write(tmp_path, BASE), environ={SECRET_ENV: "hunter2"})
-    assert config.ethstats_secret == "hunter2"
-    assert "hunter2" not in repr(config)
+@pytest.mark.parametrize(("mode", "shown"), [(0o770, "drwxrwx---"), (0o757, "drwxr-xrwx")])
+def test_credentials_directory_others_may_write_is_refused_at_start(tmp_path, contracts_file, capsys, mode, shown):
+    credentials = credentials_dir(tmp_path / "ethstats.d", ("pi-1",))
+    credentials.chmod(mode)
+    text = f'contracts_file = "{contracts_file}"\ndatabase = "{tmp_path / "db"}"\n'
+    config = write(tmp_path, text + f'ethstats_credentials_dir = "{credentials}"\n')
+    with pytest.raises(ConfigError, match=f"ethstats_credentials_dir: {credentials} has mode {shown}, expected"):
+        load_config(config)
+    assert main(["check-config", "--config", str(config)]) == 2  # as `serve` does before it listens
+    assert "only its owner may write" in capsys.readouterr().err
+
+
+def test_missing_credentials_directory_is_refused_at_start(tmp_path):
+    missing = tmp_path / "ethstats.d"
+    with pytest.raises(ConfigError, match=f"ethstats_credentials_dir: cannot use {missing}: No such file"):
+        load_config(write(tmp_path, BASE + f'ethstats_credentials_dir = "{missing}"\n'))
+
+
+def test_shared_secret_of_earlier_releases_is_no_longer_a_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown keys ethstats_secret_file"):
+        load_config(write(tmp_path, BASE + 'ethstats_secret_file = "/etc/heliogrid-stats/ethstats.secret"\n'))
 
 
 @pytest.mark.parametrize(

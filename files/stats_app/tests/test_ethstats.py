@@ -1,20 +1,25 @@
-"""The ethstats endpoint, spoken to with the messages geth 1.13 sends (ethstats/ethstats.go)."""
+"""The ethstats endpoint, spoken to with the messages geth 1.13 sends (ethstats/ethstats.go), by nodes that each
+have their own credential (the `credentials` fixture) and by nodes that try without one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from heliogrid_testing.stats_chain import SECRET
+from heliogrid_testing.ethstats_credentials import enrol, node_secret
 from starlette.websockets import WebSocketDisconnect
 
 from heliogrid_stats.api import create_app
-from heliogrid_stats.ethstats import NodeRegistry
+from heliogrid_stats.credentials import Credentials, matches, secret_digest
+from heliogrid_stats.ethstats import MAX_HELLO_BYTES, MAX_WAITING, NodeRegistry
 
 
-def hello(node: str, secret: str = SECRET) -> dict:
+def hello(node, secret: str | None = None, padding: int = 0) -> dict:
     """geth's login(): authMsg with nodeInfo."""
     return {
         "emit": [
@@ -32,8 +37,9 @@ def hello(node: str, secret: str = SECRET) -> dict:
                     "os_v": "arm64",
                     "client": "0.1.1",
                     "canUpdateHistory": True,
+                    **({"padding": "x" * padding} if padding else {}),
                 },
-                "secret": secret,
+                "secret": node_secret(node) if secret is None else secret,
             },
         ]
     }
@@ -65,9 +71,29 @@ def block(node: str, number: int, peers_hint: int = 0) -> dict:
     }
 
 
-def login(ws, node: str) -> None:
-    ws.send_text(json.dumps(hello(node)))
+def login(ws, node: str, secret: str | None = None) -> None:
+    ws.send_text(json.dumps(hello(node, secret)))
     assert json.loads(ws.receive_text()) == {"emit": ["ready"]}
+
+
+def refused(client: TestClient, message: dict) -> WebSocketDisconnect:
+    """Send `message` first on a new connection; the server must close it without "ready"."""
+    with client.websocket_connect("/api") as ws:
+        ws.send_text(json.dumps(message))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    return closed.value
+
+
+def listed(client: TestClient) -> dict[str, bool]:
+    """Node name -> online, as the API lists them."""
+    return {n["id"]: n["online"] for n in client.get("/api/v1/nodes").json()}
+
+
+def round_trip(ws, node: str) -> None:
+    """A ping round trip: the server has handled everything sent before it."""
+    ws.send_text(json.dumps({"emit": ["node-ping", {"id": node, "clientTime": "x"}]}))
+    assert json.loads(ws.receive_text())["emit"][0] == "node-pong"
 
 
 def test_node_with_the_secret_is_listed_with_its_reports(client):
@@ -121,37 +147,116 @@ def test_node_with_the_secret_is_listed_with_its_reports(client):
 
 
 def test_wrong_secret_is_refused_without_ready(client):
+    closed = refused(client, hello("sealer-1", secret="guess"))
+    assert (closed.code, closed.reason) == (1008, "unauthorized")
+    assert listed(client) == {}
+
+
+def test_node_using_another_nodes_name_with_its_own_secret_is_refused(client):
+    with client.websocket_connect("/api") as sealer:
+        login(sealer, "sealer-1")
+        closed = refused(client, hello("sealer-1", secret=node_secret("pi-1")))
+        assert (closed.code, closed.reason) == (1008, "unauthorized")
+        # the real node keeps its connection and its place
+        sealer.send_text(json.dumps(block("sealer-1", 42)))
+        round_trip(sealer, "sealer-1")
+        assert listed(client) == {"sealer-1": True}
+        assert client.get("/api/v1/nodes").json()[0]["head"] == 42
+
+
+def test_name_without_a_credential_is_refused_and_never_listed(client):
+    closed = refused(client, hello("pi-unknown", secret=node_secret("pi-unknown")))
+    assert (closed.code, closed.reason) == (1008, "unauthorized")
+    assert listed(client) == {}
+
+
+def test_refusal_is_logged_with_the_claimed_name_and_the_peer_never_the_secret(client, caplog):
+    caplog.set_level(logging.WARNING, logger="heliogrid_stats")
+    refused(client, hello("sealer-1", secret="my-own-secret-4f1d"))
+    refused(client, hello("pi-unknown", secret="another-secret-8c2e"))
+    refused(client, hello("bad/name", secret="third-secret-77aa"))
+    # "testclient:<port>": the peer address starlette's test client reports
+    assert [re.sub(r":\d+ ", ":<port> ", r.getMessage()) for r in caplog.records] == [
+        "ethstats: node 'sealer-1' from testclient:<port> refused: wrong secret",
+        "ethstats: node 'pi-unknown' from testclient:<port> refused: no credential for this name",
+        "ethstats: node 'bad/name' from testclient:<port> refused: not a node name",
+    ]
+
+
+def test_credential_added_while_running_lets_that_node_in_without_a_restart(client, credentials):
+    closed = refused(client, hello("pi-4"))
+    assert closed.code == 1008
+    enrol(credentials, "pi-4")
     with client.websocket_connect("/api") as ws:
-        ws.send_text(json.dumps(hello("intruder", secret="guess")))
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
-    assert closed.value.code == 1008
-    assert client.get("/api/v1/nodes").json() == []
+        login(ws, "pi-4")
+        assert listed(client) == {"pi-4": True}
+
+
+@pytest.mark.parametrize(
+    ("content", "mode"),
+    [
+        (f"sha256:{secret_digest(node_secret('pi-5'))}\n", 0o660),  # the right digest, but others may write it
+        (f"sha256:{secret_digest(node_secret('pi-5')).upper()}", 0o640),
+        (secret_digest(node_secret("pi-5")), 0o640),
+        (node_secret("pi-5"), 0o640),  # the secret itself instead of its digest
+    ],
+    ids=["others may write it", "upper case", "no sha256 prefix", "the secret itself"],
+)
+def test_unsafe_or_malformed_credential_is_no_credential_and_is_logged(client, credentials, caplog, content, mode):
+    path = credentials / "pi-5"
+    path.write_text(content)
+    path.chmod(mode)
+    caplog.set_level(logging.WARNING, logger="heliogrid_stats")
+    closed = refused(client, hello("pi-5"))
+    assert closed.code == 1008
+    assert any(f"credential {path} ignored" in r.getMessage() for r in caplog.records)
+    assert listed(client) == {}
 
 
 def test_first_message_other_than_hello_is_refused(client):
-    with client.websocket_connect("/api") as ws:
-        ws.send_text(json.dumps(block("sneaky", 5)))
-        with pytest.raises(WebSocketDisconnect):
-            ws.receive_text()
-    assert client.get("/api/v1/nodes").json() == []
+    refused(client, block("sneaky", 5))
+    assert listed(client) == {}
 
 
-@pytest.mark.parametrize("name", ["", "x" * 65, "bad\nname", "<script>"])
+def test_hello_bigger_than_the_limit_is_refused_even_with_the_right_secret(client):
+    closed = refused(client, hello("pi-1", padding=MAX_HELLO_BYTES))
+    assert closed.code == 1008
+    assert str(MAX_HELLO_BYTES) in closed.reason
+    assert listed(client) == {}
+    with client.websocket_connect("/api") as ws:  # a hello just under the limit is a hello
+        login_message = hello("pi-1", padding=MAX_HELLO_BYTES - 1000)
+        assert len(json.dumps(login_message)) < MAX_HELLO_BYTES
+        ws.send_text(json.dumps(login_message))
+        assert json.loads(ws.receive_text()) == {"emit": ["ready"]}
+
+
+def test_connections_waiting_to_log_in_are_capped(client, app):
+    with contextlib.ExitStack() as stack:
+        waiting = [stack.enter_context(client.websocket_connect("/api")) for _ in range(MAX_WAITING)]
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/api"):
+            pass
+        assert closed.value.code == 1008  # before the websocket opened: uvicorn answers HTTP 403
+        # one of them logs in: its place is free again, and the registry only ever holds the node that did
+        login(waiting[0], "pi-1")
+        with client.websocket_connect("/api") as late:
+            login(late, "pi-2")
+        assert listed(client) == {"pi-1": True, "pi-2": False}
+    assert app.state.stats.gate.waiting == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 65, "bad\nname", "pi-1\n", "<script>", "../pi-1", ".hidden", "pi 1", 7, None]
+)
 def test_unusable_node_names_are_refused(client, name):
-    with client.websocket_connect("/api") as ws:
-        ws.send_text(json.dumps(hello(name)))
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
-    assert "node name" in closed.value.reason
+    closed = refused(client, hello(name, secret="whatever"))
+    assert closed.code == 1008
+    assert "node name" in closed.reason
 
 
-def test_empty_secret_disables_reporting(config, w3):
-    app = create_app(replace(config, ethstats_secret=""), w3=w3, run_indexer=False)
-    with TestClient(app) as c, c.websocket_connect("/api") as ws:
-        ws.send_text(json.dumps(hello("sealer-1", secret="")))
-        with pytest.raises(WebSocketDisconnect):
-            ws.receive_text()
+def test_without_a_credentials_directory_no_node_may_report(config, w3):
+    app = create_app(replace(config, ethstats_credentials_dir=None), w3=w3, run_indexer=False)
+    with TestClient(app) as c:
+        assert refused(c, hello("sealer-1")).code == 1008
 
 
 def test_node_shows_offline_after_disconnect_and_online_again_on_reconnect(client):
@@ -225,7 +330,7 @@ def test_garbage_frames_are_skipped_not_fatal(client):
 
 
 def test_full_registry_drops_the_oldest_offline_node_but_refuses_when_all_are_online():
-    registry = NodeRegistry("s", max_nodes=2)
+    registry = NodeRegistry(max_nodes=2)
     a = registry.login("a", {})
     registry.login("b", {})
     assert registry.login("c", {}) is None
@@ -235,8 +340,16 @@ def test_full_registry_drops_the_oldest_offline_node_but_refuses_when_all_are_on
 
 
 def test_secret_comparison_needs_the_exact_secret():
-    registry = NodeRegistry("s3cret")
-    assert registry.authorise("s3cret")
-    assert not registry.authorise("s3cre")
-    assert not registry.authorise(None)
-    assert not NodeRegistry("").authorise("")
+    digest = secret_digest("s3cret")
+    assert matches("s3cret", digest)
+    assert not matches("s3cre", digest)
+    assert not matches(None, digest)
+    assert not matches(["s3cret"], digest)
+    assert not matches("\ud800", digest)  # JSON can carry a lone surrogate; it is a wrong secret, not a crash
+
+
+def test_credential_is_looked_up_only_for_a_node_name(credentials):
+    (credentials.parent / "outside").write_text(f"sha256:{secret_digest('x')}")
+    store = Credentials(credentials)
+    assert store.digest("../outside") is None
+    assert store.digest("pi-1") == secret_digest(node_secret("pi-1"))

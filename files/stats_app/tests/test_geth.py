@@ -18,7 +18,8 @@ import uvicorn
 from eth_account import Account
 from fastapi.testclient import TestClient
 from heliogrid_testing.devchain import GETH_VERSION, DevChain, GethNotBuilt, geth_binary
-from heliogrid_testing.stats_chain import ADMIN_DELAY, REPORT_WINDOW, SECRET, TARIFF, TOLERANCE, artifact
+from heliogrid_testing.ethstats_credentials import credentials_dir, node_secret
+from heliogrid_testing.stats_chain import ADMIN_DELAY, REPORT_WINDOW, TARIFF, TOLERANCE, artifact
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware, SignAndSendRawMiddlewareBuilder
 from web3.utils import get_create_address
@@ -50,14 +51,16 @@ def wait_for(what: str, check, timeout: float = 60):
 @pytest.fixture
 def geth_chain(tmp_path: Path) -> Iterator[tuple[DevChain, int]]:
     """The dev chain (a sealer and a non-sealing RPC node), both gethes reporting with --ethstats to a port the
-    app will listen on, each under its node name ("sealer", "rpc")."""
+    app will listen on, each under its node name ("sealer", "rpc") with its own secret."""
     try:
         geth_binary()
     except GethNotBuilt as exc:
         pytest.fail(str(exc))
     meter = Account.from_key(METER_KEY)
     app_port = _free_port()
-    ethstats = {node: ["--ethstats", f"{node}:{SECRET}@ws://127.0.0.1:{app_port}"] for node in ("sealer", "rpc")}
+    ethstats = {
+        node: ["--ethstats", f"{node}:{node_secret(node)}@ws://127.0.0.1:{app_port}"] for node in ("sealer", "rpc")
+    }
     chain = DevChain(tmp_path / "devchain", prefund=[meter.address], extra_args=ethstats)
     chain.start()
     try:
@@ -119,7 +122,7 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
         rpc_url=chain.rpc_url,
         listen_port=port,
         signer_source="clique",
-        ethstats_secret=SECRET,
+        ethstats_credentials_dir=credentials_dir(tmp_path / "ethstats.d", ("sealer", "rpc")),
         poll_interval=0.5,
         block_time_window=5,
     )

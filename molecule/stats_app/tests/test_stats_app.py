@@ -1,8 +1,10 @@
 """Role stats_app: what an operator relies on after converge, seen from the network as a browser or geth would.
 
-Two instances: `hg-molecule-stats-http` (plain HTTP, the lab's setting) and `hg-molecule-stats-tls` (a
-self-signed certificate from prepare.yml). No geth runs in the scenario, so the index stays empty and /healthz
-must say the node is unreachable; everything else (page, API, ethstats endpoint) works without a node.
+Two instances: `hg-molecule-stats-http` (plain HTTP, the lab's setting, ethstats at /api on the public server) and
+`hg-molecule-stats-tls` (a self-signed certificate from prepare.yml, and ethstats only on the container's own network
+address, standing in for the WireGuard address; the public side is reached through the container's other addresses).
+No geth runs in the scenario, so the index stays empty and /healthz must say the node is unreachable; everything
+else (page, API, ethstats endpoint) works without a node. converge.yml gives two made-up nodes a credential each.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from heliogrid_testing.venv_lock import unexpected
 
 STATE = Path(os.environ["MOLECULE_STATS_STATE_DIR"])
 RECORD = json.loads((STATE / "contracts.json").read_text())
-SECRET_FILE = STATE / "ethstats.secret"
+NODE_A, NODE_B = "molecule-node-a", "molecule-node-b"  # the nodes converge.yml gives a credential
 HTTP, TLS = "hg-molecule-stats-http", "hg-molecule-stats-tls"
 TLS_NAME = "stats.heliogrid.test"
 HARDENING = {
@@ -96,6 +98,11 @@ def http_host():
 
 
 @pytest.fixture(scope="module")
+def tls_host():
+    return testinfra.get_host(f"podman://{TLS}")
+
+
+@pytest.fixture(scope="module")
 def http_ip() -> str:
     return address(HTTP)
 
@@ -105,9 +112,30 @@ def tls_ip() -> str:
     return address(TLS)
 
 
-@pytest.fixture(scope="module")
-def secret() -> str:
-    return SECRET_FILE.read_text().strip()
+def secret(node: str) -> str:
+    """The node's secret, generated on the controller by converge.yml (never printed: tests compare or send it)."""
+    return (STATE / "ethstats" / f"{node}.secret").read_text().strip()
+
+
+def refused_code(url: str, message: str, **options) -> int:
+    """Send `message` first; the server must close the socket without "ready". Returns the close code."""
+    with connect(url, open_timeout=10, **options) as ws:
+        ws.send(message)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def get_inside(host, port: int, path: str) -> tuple[int, str]:
+    """(status, Location) of a GET made inside the container, to 127.0.0.1: the public side, seen from an address
+    that is not the ethstats-only one."""
+    script = (
+        "import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=10); "
+        "c.request('GET', sys.argv[2]); r = c.getresponse(); print(r.status, r.getheader('Location') or '')"
+    )
+    status, _, location = host.check_output("python3 -c %s %s %s", script, str(port), path).partition(" ")
+    return int(status), location.strip()
 
 
 # --- HTTP instance: the page, the API and the ethstats endpoint through nginx ---------------------------
@@ -190,33 +218,53 @@ def test_index_lives_in_the_private_state_directory(http_host):
     assert index.user == "heliogrid-stats"
 
 
-def test_secret_is_private_to_the_app_and_the_one_generated_on_the_controller(http_host):
-    assert SECRET_FILE.stat().st_mode & 0o777 == 0o600
-    on_host = http_host.file("/etc/heliogrid-stats/ethstats.secret")
-    assert (on_host.mode, on_host.user) == (0o600, "heliogrid-stats")
-    # Digests, so a failure never prints the secret.
-    assert hashlib.sha256(on_host.content).hexdigest() == hashlib.sha256(SECRET_FILE.read_bytes()).hexdigest()
+def test_credentials_are_digests_the_app_reads_and_only_root_writes(http_host):
+    directory = http_host.file("/etc/heliogrid-stats/ethstats.d")
+    assert (directory.mode, directory.user, directory.group) == (0o750, "root", "heliogrid-stats")
+    assert sorted(directory.listdir()) == [NODE_A, NODE_B]
+    for node in (NODE_A, NODE_B):
+        assert (STATE / "ethstats" / f"{node}.secret").stat().st_mode & 0o777 == 0o600
+        on_host = http_host.file(f"/etc/heliogrid-stats/ethstats.d/{node}")
+        assert (on_host.mode, on_host.user, on_host.group) == (0o640, "root", "heliogrid-stats")
+        # the secret's digest, not the secret (compared, never printed)
+        assert on_host.content_string == "sha256:" + hashlib.sha256(secret(node).encode()).hexdigest()
+    assert (
+        'ethstats_credentials_dir = "/etc/heliogrid-stats/ethstats.d"'
+        in http_host.file("/etc/heliogrid-stats/config.toml").content_string
+    )
+    assert not http_host.file("/etc/heliogrid-stats/ethstats.secret").exists  # the shared secret of old
 
 
-def test_ethstats_node_with_the_secret_is_listed(http_ip, secret):
+def test_ethstats_node_with_its_own_secret_is_listed(http_ip):
     with connect(f"ws://{http_ip}:80/api", open_timeout=10) as ws:
-        ws.send(hello("molecule-node", secret))
+        ws.send(hello(NODE_A, secret(NODE_A)))
         assert json.loads(ws.recv(timeout=10)) == {"emit": ["ready"]}
         status, _, body = get(http_ip, "/api/v1/nodes")
         assert status == 200
         nodes = {n["id"]: n for n in json.loads(body)}
-        assert nodes["molecule-node"]["online"] is True
+        assert nodes[NODE_A]["online"] is True
 
 
-def test_ethstats_node_with_a_wrong_secret_is_refused(http_ip):
-    with connect(f"ws://{http_ip}:80/api", open_timeout=10) as ws:
-        ws.send(hello("intruder", "not-the-secret-0123456789"))
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-    assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 1008
+def test_ethstats_node_using_another_nodes_name_is_refused(http_ip):
+    assert refused_code(f"ws://{http_ip}:80/api", hello(NODE_A, secret(NODE_B))) == 1008
+
+
+def test_ethstats_name_without_a_credential_is_refused_and_never_listed(http_ip):
+    assert refused_code(f"ws://{http_ip}:80/api", hello("molecule-node-c", secret(NODE_A))) == 1008
     _, _, body = get(http_ip, "/api/v1/nodes")
-    assert "intruder" not in {n["id"] for n in json.loads(body)}
+    assert "molecule-node-c" not in {n["id"] for n in json.loads(body)}
+
+
+def test_refusals_are_logged_with_the_claimed_name_never_the_secret(http_host, http_ip):
+    refused_code(f"ws://{http_ip}:80/api", hello(NODE_B, secret(NODE_A)))
+    refused_code(f"ws://{http_ip}:80/api", hello("molecule-node-d", secret(NODE_B)))
+    log = http_host.check_output("journalctl -u heliogrid-stats -n 500 --no-pager -o cat")
+    assert f"node '{NODE_B}' from " in log
+    assert "refused: wrong secret" in log
+    assert "node 'molecule-node-d' from " in log
+    assert "refused: no credential for this name" in log
+    assert secret(NODE_A) not in log
+    assert secret(NODE_B) not in log
 
 
 def test_app_logs_to_the_journal(http_host):
@@ -224,13 +272,11 @@ def test_app_logs_to_the_journal(http_host):
     assert "Application startup complete" in log
 
 
-# --- TLS instance: HTTPS with the configured certificate, HTTP redirected ---------------------------------
+# --- TLS instance: HTTPS with the configured certificate, HTTP redirected, ethstats on its own address only ----
 
 
-def test_tls_http_redirects_to_https(tls_ip):
-    status, headers, _ = get(tls_ip, "/api/v1/summary?x=1")
-    assert status == 301
-    assert headers["location"] == f"https://{tls_ip}/api/v1/summary?x=1"
+def test_tls_http_redirects_to_https(tls_host):
+    assert get_inside(tls_host, 80, "/api/v1/summary?x=1") == (301, "https://127.0.0.1/api/v1/summary?x=1")
 
 
 def test_tls_serves_the_page_with_the_configured_certificate(tls_ip):
@@ -244,7 +290,21 @@ def test_tls_serves_the_page_with_the_configured_certificate(tls_ip):
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
-def test_tls_ethstats_over_wss(tls_ip, secret):
-    with connect(f"wss://{tls_ip}:443/api", ssl=trust_the_test_certificate(), open_timeout=10) as ws:
-        ws.send(hello("molecule-tls-node", secret))
+def test_tls_ethstats_is_served_on_its_own_address(tls_ip):
+    with connect(f"ws://{tls_ip}:80/api", open_timeout=10) as ws:
+        ws.send(hello(NODE_B, secret(NODE_B)))
         assert json.loads(ws.recv(timeout=10)) == {"emit": ["ready"]}
+    assert refused_code(f"ws://{tls_ip}:80/api", hello(NODE_B, secret(NODE_A))) == 1008
+
+
+def test_tls_ethstats_address_serves_nothing_else(tls_ip):
+    for path in ("/", "/api/v1/summary", "/healthz"):
+        assert get(tls_ip, path)[0] == 404, path
+
+
+def test_tls_public_side_answers_api_with_404(tls_host, tls_ip):
+    assert get(tls_ip, "/api", port=443, tls=trust_the_test_certificate())[0] == 404
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"wss://{tls_ip}:443/api", ssl=trust_the_test_certificate(), open_timeout=10)
+    assert refused.value.response.status_code == 404
+    assert get_inside(tls_host, 80, "/api") == (404, "")

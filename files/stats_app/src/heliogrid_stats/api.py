@@ -21,8 +21,9 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from heliogrid_stats import __version__
 from heliogrid_stats.chain import ChainReader
 from heliogrid_stats.config import StatsConfig
+from heliogrid_stats.credentials import Credentials
 from heliogrid_stats.deployment import load_deployment
-from heliogrid_stats.ethstats import NodeRegistry
+from heliogrid_stats.ethstats import Gate, NodeRegistry
 from heliogrid_stats.indexer import ChainMismatchError, Indexer
 from heliogrid_stats.routes import ROUTERS
 from heliogrid_stats.state import AppState
@@ -86,9 +87,10 @@ def build_state(config: StatsConfig, w3: Web3 | None = None) -> AppState:
         confirmations=config.confirmations,
         block_history=config.block_history,
     )
-    registry = NodeRegistry(config.ethstats_secret, config.ethstats_max_nodes, config.node_stale_after)
+    gate = Gate(Credentials(config.ethstats_credentials_dir))
+    registry = NodeRegistry(config.ethstats_max_nodes, config.node_stale_after)
     views = Views(reader, registry, deployment.chain_id, config.block_time_window)
-    return AppState(config, deployment, writer, reader, indexer, registry, views)
+    return AppState(config, deployment, writer, reader, indexer, gate, registry, views)
 
 
 def create_app(config: StatsConfig, *, w3: Web3 | None = None, run_indexer: bool = True) -> FastAPI:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 SIGNER_SOURCES = ("clique", "coinbase")
-SECRET_ENV = "HELIOGRID_STATS_ETHSTATS_SECRET"  # noqa: S105 - the name of a variable, not a secret
 
 
 class ConfigError(ValueError):
@@ -32,7 +32,7 @@ class StatsConfig:
     block_history: int = 10_000  # recent block headers kept for the network figures; older ones are pruned
     block_time_window: int = 100  # N of "average block time over the last N blocks"
     signer_source: str = "clique"  # "clique": clique_getSigner RPC; "coinbase": block miner field (eth-tester)
-    ethstats_secret: str = field(default="", repr=False)  # never printed
+    ethstats_credentials_dir: Path | None = None  # one sha256 credential per node name; None: no node may report
     ethstats_max_nodes: int = 256  # reporting nodes kept in memory; more are refused
     node_stale_after: float = 60.0  # seconds without a report after which a node shows as offline
     page_refresh: float = 5.0  # seconds between page refreshes in the browser
@@ -64,6 +64,27 @@ class StatsConfig:
             )
         if self.signer_source not in SIGNER_SOURCES:
             raise ConfigError(f"signer_source: expected one of {', '.join(SIGNER_SOURCES)}, got {self.signer_source!r}")
+        if self.ethstats_credentials_dir is not None:
+            check_credentials_dir(self.ethstats_credentials_dir)
+
+
+def check_credentials_dir(path: Path) -> None:
+    """Whoever can write the credentials directory can log in as any node: only its owner (root) may."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(
+            f"ethstats_credentials_dir: cannot use {path}: {exc.strerror}; expected a directory of node credentials"
+        ) from exc
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(f"ethstats_credentials_dir: {path} is not a directory")
+    if mode & 0o022:
+        raise ConfigError(
+            f"ethstats_credentials_dir: {path} has mode {stat.filemode(mode)}, "
+            "expected a directory only its owner may write (such as 0750)"
+        )
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"ethstats_credentials_dir: {path} cannot be read by this user (uid {os.getuid()})")
 
 
 _TYPES: dict[str, type] = {
@@ -78,6 +99,7 @@ _TYPES: dict[str, type] = {
     "block_history": int,
     "block_time_window": int,
     "signer_source": str,
+    "ethstats_credentials_dir": Path,
     "ethstats_max_nodes": int,
     "node_stale_after": float,
     "page_refresh": float,
@@ -88,7 +110,7 @@ def _coerce(name: str, value: Any) -> Any:
     wanted = _TYPES[name]
     if wanted is Path:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{name}: expected a file path, got {value!r}")
+            raise ConfigError(f"{name}: expected a path, got {value!r}")
         return Path(value)
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -97,31 +119,15 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def read_secret(path: Path) -> str:
-    """Read the ethstats secret from a file that only its owner may read."""
-    try:
-        mode = path.stat().st_mode
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"ethstats_secret_file: cannot read {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise ConfigError(f"ethstats_secret_file: {path} has mode {oct(mode & 0o777)}, expected 0600 or stricter")
-    if not secret:
-        raise ConfigError(f"ethstats_secret_file: {path} is empty, expected the shared ethstats secret")
-    return secret
-
-
-def load_config(path: Path, environ: dict[str, str] | None = None) -> StatsConfig:
-    """Parse and check the TOML file at `path`; the ethstats secret comes from a file or the environment."""
-    environ = dict(os.environ) if environ is None else environ
+def load_config(path: Path) -> StatsConfig:
+    """Parse and check the TOML file at `path`."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
-    secret_file = raw.pop("ethstats_secret_file", None)
-    known = {f.name for f in fields(StatsConfig)} - {"ethstats_secret"}
+    known = {f.name for f in fields(StatsConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {', '.join(unknown)}; expected some of {sorted(known)}")
@@ -129,7 +135,4 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> StatsConfi
         if required not in raw:
             raise ConfigError(f"config file {path}: missing required key {required!r}")
     values = {name: _coerce(name, value) for name, value in raw.items()}
-    secret = environ.get(SECRET_ENV, "")
-    if secret_file is not None:
-        secret = read_secret(Path(_coerce("contracts_file", secret_file)))
-    return StatsConfig(**values, ethstats_secret=secret)
+    return StatsConfig(**values)

@@ -9,28 +9,42 @@ format follows geth 1.13 `ethstats/ethstats.go`:
   client: {"emit": ["node-ping", {"id", "clientTime"}]}          server: {"emit": ["node-pong", {...}]}
   client: {"emit": ["latency"|"block"|"pending"|"stats"|"history", {"id", ...}]}
 
-A wrong secret gets no "ready": the socket is closed (geth logs "Stats login failed: unauthorized").
+Each node has its own secret, recorded by its name in the credentials directory (credentials.py). A hello whose
+secret is not the one recorded for its name gets no "ready": the socket is closed (geth logs "Stats login failed").
+Only a node that logged in gets an entry in the registry; until then a connection is held under tight limits
+(`Gate`), so nobody without a credential can fill the server's slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from heliogrid_stats.credentials import NODE_NAME, Credentials, matches
+
 log = logging.getLogger(__name__)
 
-NODE_ID = re.compile(r"^[\w.@:+ -]{1,64}$")
 HELLO_TIMEOUT = 10.0  # seconds a new connection may take to say hello
+MAX_WAITING = 32  # connections that have not logged in yet, at once; more are refused
+MAX_HELLO_BYTES = 16 * 1024  # a geth hello is about 400 bytes
 POLICY_VIOLATION = 1008
+
+
+@dataclass
+class Gate:
+    """Who may report (the credentials), and the limits on connections that have not logged in yet."""
+
+    credentials: Credentials
+    max_waiting: int = MAX_WAITING
+    max_hello_bytes: int = MAX_HELLO_BYTES
+    waiting: int = 0  # connections accepted and not logged in yet
 
 
 @dataclass
@@ -91,19 +105,11 @@ def _int(value: Any) -> int | None:
 class NodeRegistry:
     """What each reporting node said last. Kept in memory: nodes re-report within seconds of a restart."""
 
-    def __init__(self, secret: str, max_nodes: int = 256, stale_after: float = 60.0) -> None:
-        self._secret = secret.encode()
+    def __init__(self, max_nodes: int = 256, stale_after: float = 60.0) -> None:
         self.max_nodes = max_nodes
         self.stale_after = stale_after
         self.nodes: dict[str, NodeState] = {}
         self._connections = 0
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._secret)
-
-    def authorise(self, secret: Any) -> bool:
-        return self.enabled and isinstance(secret, str) and hmac.compare_digest(secret.encode(), self._secret)
 
     def login(self, node_id: str, info: dict[str, Any]) -> NodeState | None:
         """Register a connection for `node_id`; None when the registry is full of online nodes."""
@@ -186,33 +192,27 @@ def _parse(text: str) -> tuple[str, Any] | None:
     return emit[0], emit[1] if len(emit) > 1 else None
 
 
-async def serve_node(websocket: WebSocket, registry: NodeRegistry) -> None:
+async def serve_node(websocket: WebSocket, gate: Gate, registry: NodeRegistry) -> None:
     """Speak the ethstats protocol with one reporting node until it goes away."""
-    await websocket.accept()
+    peer = _peer(websocket)
+    if gate.waiting >= gate.max_waiting:
+        log.warning("ethstats: connection from %s refused: %d others have not logged in yet", peer, gate.waiting)
+        await _close(websocket, "too many connections waiting to log in")  # not accepted yet: HTTP 403
+        return
+    gate.waiting += 1
     try:
-        hello = _parse(await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT))
-    except (TimeoutError, WebSocketDisconnect, KeyError):
-        await _close(websocket, "expected a hello message")
+        hello = await _hello(websocket, gate, peer)
+    finally:
+        gate.waiting -= 1
+    if hello is None:
         return
-    payload = hello[1] if hello and hello[0] == "hello" else None
-    if not isinstance(payload, dict):
-        await _close(websocket, "expected a hello message")
-        return
-    node_id = payload.get("id")
-    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
-        await _close(websocket, "expected a node name of 1-64 letters, digits or ._-@:+ and spaces")
-        return
-    if not registry.authorise(payload.get("secret")):
-        log.warning("ethstats: node %r refused: wrong secret", node_id)
-        await _close(websocket, "unauthorized")
-        return
-    info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
-    node = registry.login(node_id, {k: v for k, v in info.items() if isinstance(v, str | int | bool)})
+    node_id, info = hello
+    node = registry.login(node_id, info)
     if node is None:
         await _close(websocket, f"node limit of {registry.max_nodes} reached")
         return
     connection = node.connection
-    log.info("ethstats: node %r connected", node_id)
+    log.info("ethstats: node %r connected from %s", node_id, peer)
     await websocket.send_text(json.dumps({"emit": ["ready"]}))
     try:
         while True:
@@ -234,6 +234,52 @@ async def serve_node(websocket: WebSocket, registry: NodeRegistry) -> None:
     finally:
         registry.logout(node, connection)
         log.info("ethstats: node %r disconnected", node_id)
+
+
+async def _hello(websocket: WebSocket, gate: Gate, peer: str) -> tuple[str, dict[str, Any]] | None:
+    """Accept the connection and read its hello: (node name, node info) when the secret is the node's own, else
+    None with the socket closed."""
+    await websocket.accept()
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
+    except (TimeoutError, WebSocketDisconnect, KeyError):
+        await _close(websocket, "expected a hello message")
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > gate.max_hello_bytes:
+        log.warning("ethstats: connection from %s refused: a first message of %d bytes", peer, size)
+        await _close(websocket, f"expected a hello message of at most {gate.max_hello_bytes} bytes")
+        return None
+    hello = _parse(text)
+    payload = hello[1] if hello and hello[0] == "hello" else None
+    if not isinstance(payload, dict):
+        await _close(websocket, "expected a hello message")
+        return None
+    node_id = payload.get("id")
+    if not isinstance(node_id, str) or not NODE_NAME.fullmatch(node_id):
+        log.warning("ethstats: node %s from %s refused: not a node name", _claimed(node_id), peer)
+        await _close(websocket, "expected a node name: a letter or digit, then up to 63 letters, digits or ._-")
+        return None
+    digest = gate.credentials.digest(node_id)
+    if digest is None or not matches(payload.get("secret"), digest):
+        why = "no credential for this name" if digest is None else "wrong secret"
+        log.warning("ethstats: node %r from %s refused: %s", node_id, peer, why)
+        await _close(websocket, "unauthorized")
+        return None
+    info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+    return node_id, {k: v for k, v in info.items() if isinstance(v, str | int | bool)}
+
+
+def _peer(websocket: WebSocket) -> str:
+    """The client's address (nginx's X-Forwarded-For, which uvicorn trusts from 127.0.0.1 only)."""
+    client = websocket.client
+    return f"{client.host}:{client.port}" if client else "unknown peer"
+
+
+def _claimed(value: Any) -> str:
+    """A claimed name for the log: repr, cut short (a hello may carry 16 KiB of it)."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 async def _close(websocket: WebSocket, reason: str) -> None:

@@ -151,7 +151,7 @@ async def health(state: State) -> JSONResponse:
 
 @ops_router.websocket("/api")
 async def ethstats(websocket: WebSocket, state: State) -> None:
-    await serve_node(websocket, state.registry)
+    await serve_node(websocket, state.gate, state.registry)
 
 
 ROUTERS = (page_router, network_router, energy_router, ops_router)

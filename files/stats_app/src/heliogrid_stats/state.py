@@ -1,5 +1,5 @@
 """What one stats process holds: its configuration, the index (written by the indexer, read by the routes), the
-ethstats registry and the views over them."""
+ethstats gate and registry, and the views over them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from heliogrid_stats.config import StatsConfig
 from heliogrid_stats.deployment import Deployment
-from heliogrid_stats.ethstats import NodeRegistry
+from heliogrid_stats.ethstats import Gate, NodeRegistry
 from heliogrid_stats.indexer import Indexer
 from heliogrid_stats.store import Store
 from heliogrid_stats.views import Views
@@ -21,6 +21,7 @@ class AppState:
     writer: Store
     reader: Store
     indexer: Indexer
+    gate: Gate
     registry: NodeRegistry
     views: Views
     task: asyncio.Task[None] | None = None
