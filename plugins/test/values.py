@@ -1,9 +1,11 @@
 """Checks the roles' validate tasks share, as Jinja tests: ``port is tcp_port``, ``address is eth_address``,
-``url is enode``, ``digest is sha256``. Each is written once here, with unit tests (tests/unit/test_value_tests.py).
+``url is enode``, ``digest is sha256``, ``block is cidr`` (``is cidr(4)``: IPv4 only). Each is written once
+here, with unit tests (tests/unit/test_value_tests.py).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _ETH_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -38,8 +40,23 @@ def enode(value: object) -> bool:
     return found is not None and tcp_port(found.group(1))
 
 
+def cidr(value: object, version: int | None = None) -> bool:
+    """A network block, a.b.c.d/n or an IPv6 prefix, with no host bits set (10.77.0.0/22, not 10.77.0.5/22:
+    which network was meant would be a guess); ``version`` 4 or 6 accepts that family only."""
+    if not isinstance(value, str):
+        return False
+    prefix = value.rpartition("/")[2]
+    if not (prefix.isascii() and prefix.isdigit()):
+        return False  # a bare address or a netmask: AWS and WireGuard take a prefix length
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return version is None or network.version == int(version)
+
+
 class TestModule:
     """Ansible's entry point for test plugins."""
 
     def tests(self) -> dict[str, object]:
-        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode}
+        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode, "cidr": cidr}
