@@ -1,6 +1,6 @@
 """Checks the roles' validate tasks share, as Jinja tests: ``port is tcp_port``, ``address is eth_address``,
-``url is enode``, ``digest is sha256``, ``network is cidr``. Each is written once here, with unit tests
-(tests/unit/test_value_tests.py).
+``url is enode``, ``digest is sha256``, ``block is cidr`` (``is cidr(4)``: IPv4 only). Each is written once
+here, with unit tests (tests/unit/test_value_tests.py).
 """
 
 from __future__ import annotations
@@ -40,16 +40,19 @@ def enode(value: object) -> bool:
     return found is not None and tcp_port(found.group(1))
 
 
-def cidr(value: object) -> bool:
-    """A network in CIDR notation, IPv4 or IPv6, with its prefix length (10.77.0.0/22, 2001:db8::/32); host bits may be
-    set (203.0.113.7/32 is the usual way to name one address)."""
-    if not isinstance(value, str) or "/" not in value:
+def cidr(value: object, version: int | None = None) -> bool:
+    """A network block, a.b.c.d/n or an IPv6 prefix, with no host bits set (10.77.0.0/22, not 10.77.0.5/22:
+    which network was meant would be a guess); ``version`` 4 or 6 accepts that family only."""
+    if not isinstance(value, str):
         return False
+    prefix = value.rpartition("/")[2]
+    if not (prefix.isascii() and prefix.isdigit()):
+        return False  # a bare address or a netmask: AWS and WireGuard take a prefix length
     try:
-        ipaddress.ip_network(value, strict=False)
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError:
         return False
-    return True
+    return version is None or network.version == int(version)
 
 
 class TestModule:

@@ -1,4 +1,5 @@
-"""Issue #7: the AWS side of a network, provisioned, re-run, grown, listed and torn down on moto.
+"""Issues #7 and #14: the AWS side of a network, provisioned, re-run, grown, listed and torn down on moto; its
+security groups open SSH to the operator, WireGuard to the world, the stats page, and nothing of geth.
 
 The lifecycle tests run in file order against one moto server: each step builds on the previous one,
 as an operator's runs would. Bad-input tests point the modules at a closed port: had any task called
@@ -18,6 +19,15 @@ from heliogrid_testing.aws import NETWORK, OPERATOR_CIDR, Ansible, AnsibleRun, f
 
 pytestmark = pytest.mark.slow
 
+# Each cloud host's address in the overlay_subnet of inventories/aws (10.77.0.0/22): miner-N .10+N, stats-N .20+N.
+OVERLAY_ADDRESSES = {
+    f"{NETWORK}-miner-1": "10.77.0.11",
+    f"{NETWORK}-miner-2": "10.77.0.12",
+    f"{NETWORK}-miner-3": "10.77.0.13",
+    f"{NETWORK}-stats-1": "10.77.0.21",
+}
+OVERLAY_TAG = "heliogrid_overlay_address"
+GETH_P2P = 30303
 ACCOUNT = "123456789012"  # moto's account: the owner of the AMIs a test registers
 OTHER = "othernet"  # another HelioGrid network in the same account, which teardown must not touch
 NETWORK_TAG = "tag:heliogrid_network"
@@ -177,6 +187,27 @@ def test_missing_public_key_is_refused_before_any_aws_call(ansible: Ansible, tmp
     assert_refused_before_aws(result, f"aws_instances_ssh_public_key_file is '{tmp_path / 'absent.pub'}'")
 
 
+# Ansible prints each message as YAML: quotes inside it are doubled and long lines wrapped, so the expected parts
+# are short and quote-free. A malformed CIDR is the cidr test's (tests/unit/test_value_tests.py).
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"aws_vpc_wireguard_port": 70000}, ["aws_vpc_wireguard_port is 70000", "between 1 and 65535"]),
+        ({"aws_instances_overlay_subnet": "10.77.0.5/22"}, ["aws_instances_overlay_subnet is", "10.77.0.5/22"]),
+        # 14 host numbers, and stats-1 takes host number 21
+        ({"aws_instances_overlay_subnet": "10.77.0.0/28"}, ["aws_instances_overlay_subnet 10.77.0.0/28 is too small"]),
+    ],
+    ids=["wireguard-port", "overlay-host-bits", "overlay-too-small"],
+)
+def test_a_bad_wireguard_port_or_overlay_subnet_is_refused_before_any_aws_call(
+    ansible: Ansible, operator_public_key: Path, overrides: dict, expected: list[str]
+) -> None:
+    result = ansible.playbook(
+        "provision_aws.yml", *provision_vars(operator_public_key, **overrides), *closed_endpoint_vars()
+    )
+    assert_refused_before_aws(result, *expected)
+
+
 @pytest.mark.parametrize("confirmation", ["", OTHER])
 def test_teardown_without_the_network_name_as_confirmation_is_refused(ansible: Ansible, confirmation: str) -> None:
     result = ansible.playbook("teardown_aws.yml", "-e", f"aws_teardown_confirm={confirmation}", *closed_endpoint_vars())
@@ -209,18 +240,25 @@ def rules(group: dict) -> set[tuple[str, int, int, str]]:
     }
 
 
-def test_ssh_is_open_to_the_operator_p2p_to_the_world_web_to_stats_only(first_provision: AnsibleRun, ec2) -> None:
-    groups = {g["GroupName"]: g for g in by_tag(ec2.describe_security_groups, "SecurityGroups")}
+def security_groups(ec2) -> dict[str, dict]:
+    return {g["GroupName"]: g for g in by_tag(ec2.describe_security_groups, "SecurityGroups")}
+
+
+def assert_closed_to_all_but_ssh_wireguard_and_web(groups: dict[str, dict]) -> None:
+    """The groups issue #14 asks for: nothing of geth (p2p 30303, RPC 8545) reachable, by any protocol."""
     assert set(groups) == {f"{NETWORK}-nodes", f"{NETWORK}-web"}
-    assert rules(groups[f"{NETWORK}-nodes"]) == {
-        ("tcp", 22, 22, OPERATOR_CIDR),
-        ("tcp", 30303, 30303, "0.0.0.0/0"),
-        ("udp", 30303, 30303, "0.0.0.0/0"),
-    }
+    assert rules(groups[f"{NETWORK}-nodes"]) == {("tcp", 22, 22, OPERATOR_CIDR), ("udp", 51820, 51820, "0.0.0.0/0")}
     assert rules(groups[f"{NETWORK}-web"]) == {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0")}
     for group in groups.values():
+        assert not [p for p in group["IpPermissions"] if p["IpProtocol"] == "-1"], group["GroupName"]
+        assert all(p.get("Ipv6Ranges", []) == [] for p in group["IpPermissions"]), group["GroupName"]
         for proto, low, high, _ in rules(group):
-            assert not low <= 8545 <= high, f"{group['GroupName']} opens RPC 8545 ({proto} {low}-{high})"
+            for port in (GETH_P2P, 8545):
+                assert not low <= port <= high, f"{group['GroupName']} opens geth's {port} ({proto} {low}-{high})"
+
+
+def test_ssh_is_open_to_the_operator_wireguard_to_the_world_web_to_stats_only(first_provision: AnsibleRun, ec2) -> None:
+    assert_closed_to_all_but_ssh_wireguard_and_web(security_groups(ec2))
 
     hosts = instances_of(ec2, NETWORK)
     group_names = {name: {g["GroupName"] for g in i["SecurityGroups"]} for name, i in hosts.items()}
@@ -228,6 +266,13 @@ def test_ssh_is_open_to_the_operator_p2p_to_the_world_web_to_stats_only(first_pr
         f"{NETWORK}-miner-1": {f"{NETWORK}-nodes"},
         f"{NETWORK}-miner-2": {f"{NETWORK}-nodes"},
         f"{NETWORK}-stats-1": {f"{NETWORK}-nodes", f"{NETWORK}-web"},
+    }
+
+
+def test_each_host_is_tagged_with_its_overlay_address(first_provision: AnsibleRun, ec2) -> None:
+    hosts = instances_of(ec2, NETWORK)
+    assert {name: tag(i, OVERLAY_TAG) for name, i in hosts.items()} == {
+        name: OVERLAY_ADDRESSES[name] for name in (f"{NETWORK}-miner-1", f"{NETWORK}-miner-2", f"{NETWORK}-stats-1")
     }
 
 
@@ -260,28 +305,56 @@ def test_second_run_changes_nothing(first_provision: AnsibleRun, ansible: Ansibl
     assert result.changed == 0, result.explain()
 
 
-def test_growing_the_miner_count_adds_a_sealer_and_touches_no_other(
-    first_provision: AnsibleRun, ansible: Ansible, operator_public_key: Path, ec2, amis: Amis
-) -> None:
+@dataclass(frozen=True)
+class Grown:
+    before: dict[str, dict]
+    run: AnsibleRun
+
+
+@pytest.fixture(scope="module")
+def grown(first_provision: AnsibleRun, ansible: Ansible, operator_public_key: Path, ec2, amis: Amis) -> Grown:
+    """A third sealer, by a re-run on a network left as one from before issue #14 would be: geth p2p open to the
+    world on the nodes' group, and miner-1 without an overlay address."""
     before = instances_of(ec2, NETWORK)
+    ec2.authorize_security_group_ingress(
+        GroupId=security_groups(ec2)[f"{NETWORK}-nodes"]["GroupId"],
+        IpPermissions=[
+            {"IpProtocol": proto, "FromPort": GETH_P2P, "ToPort": GETH_P2P, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            for proto in ("tcp", "udp")
+        ],
+    )
+    assert ("udp", GETH_P2P, GETH_P2P, "0.0.0.0/0") in rules(security_groups(ec2)[f"{NETWORK}-nodes"])
+    ec2.delete_tags(Resources=[before[f"{NETWORK}-miner-1"]["InstanceId"]], Tags=[{"Key": OVERLAY_TAG}])
+    assert tag(instances_of(ec2, NETWORK)[f"{NETWORK}-miner-1"], OVERLAY_TAG) is None
     # The new sealer boots the AMI given by id; the running ones keep theirs.
     result = ansible.playbook(
         "provision_aws.yml",
         *provision_vars(operator_public_key, aws_instances_miner_count=3, aws_instances_ami_id=amis.older),
     )
     assert result.returncode == 0, result.explain()
-    assert result.changed > 0, result.explain()
+    return Grown(before, result)
 
+
+def test_growing_the_miner_count_adds_a_sealer_and_touches_no_other(grown: Grown, ec2, amis: Amis) -> None:
+    assert grown.run.changed > 0, grown.run.explain()
     after = instances_of(ec2, NETWORK)
-    assert set(after) == {*before, f"{NETWORK}-miner-3"}
-    for name, instance in before.items():
+    assert set(after) == {*grown.before, f"{NETWORK}-miner-3"}
+    for name, instance in grown.before.items():
         assert after[name]["InstanceId"] == instance["InstanceId"], name
         assert after[name]["PublicIpAddress"] == instance["PublicIpAddress"], name
         assert after[name]["ImageId"] == amis.newer, name
     new = after[f"{NETWORK}-miner-3"]
     assert new["ImageId"] == amis.older
     assert new["PublicIpAddress"] in {a["PublicIp"] for a in by_tag(ec2.describe_addresses, "Addresses")}
-    assert new["PublicIpAddress"] not in {i["PublicIpAddress"] for i in before.values()}
+    assert new["PublicIpAddress"] not in {i["PublicIpAddress"] for i in grown.before.values()}
+    assert tag(new, OVERLAY_TAG) == OVERLAY_ADDRESSES[f"{NETWORK}-miner-3"]
+
+
+def test_a_rerun_closes_an_old_p2p_rule_and_tags_an_instance_without_overlay_address(grown: Grown, ec2) -> None:
+    assert_closed_to_all_but_ssh_wireguard_and_web(security_groups(ec2))
+    miner = instances_of(ec2, NETWORK)[f"{NETWORK}-miner-1"]
+    assert miner["InstanceId"] == grown.before[f"{NETWORK}-miner-1"]["InstanceId"]
+    assert tag(miner, OVERLAY_TAG) == OVERLAY_ADDRESSES[f"{NETWORK}-miner-1"]
 
 
 def unwrap(value: object) -> object:
@@ -291,8 +364,8 @@ def unwrap(value: object) -> object:
     return value
 
 
-def test_inventory_groups_hosts_by_role_tag_at_their_elastic_ips(
-    first_provision: AnsibleRun, ansible: Ansible, ec2
+def test_inventory_groups_hosts_by_role_tag_at_their_elastic_ips_and_overlay_addresses(
+    grown: Grown, ansible: Ansible, ec2
 ) -> None:
     result = ansible.run("ansible-inventory", "-i", "inventories/aws", "--list")
     assert result.returncode == 0, result.explain()
@@ -309,6 +382,7 @@ def test_inventory_groups_hosts_by_role_tag_at_their_elastic_ips(
     for name, instance in hosts.items():
         assert unwrap(hostvars[name]["ansible_host"]) == instance["PublicIpAddress"], name
         assert unwrap(hostvars[name]["host_public_address"]) == instance["PublicIpAddress"], name
+        assert unwrap(hostvars[name]["overlay_address"]) == OVERLAY_ADDRESSES[name], name
         assert hostvars[name]["ansible_user"] == "admin", name
 
 

@@ -83,11 +83,20 @@ def test_a_url_without_a_full_node_id_or_a_valid_port_is_not_an_enode(render, ur
     assert render("value is enode", url) is False
 
 
-@pytest.mark.parametrize("network", ["10.77.0.0/22", "203.0.113.7/32", "0.0.0.0/0", "2001:db8::/32", "::/0"])
-def test_a_network_with_its_prefix_is_a_cidr(render, network: str) -> None:
-    assert render("value is cidr", network) is True
+@pytest.mark.parametrize("block", ["203.0.113.7/32", "0.0.0.0/0", "10.77.0.0/22", "fd77::/64"])
+def test_a_network_block_with_a_prefix_length_is_a_cidr(render, block: str) -> None:
+    assert render("value is cidr", block) is True
 
 
-@pytest.mark.parametrize("network", ["10.77.0.0", "10.77.0.0/33", "10.777.0.0/22", "lan", "", 10, None])
-def test_an_address_without_prefix_or_anything_else_is_not_a_cidr(render, network: object) -> None:
-    assert render("value is cidr", network) is False
+@pytest.mark.parametrize(
+    "block",
+    ["10.77.0.5/22", "10.77.0.0/33", "10.77.0.0", "10.77.0.0/255.255.252.0", "300.0.0.0/8", "/8", "", None, 8],
+)
+def test_host_bits_a_bare_address_or_a_netmask_is_not_a_cidr(render, block: object) -> None:
+    assert render("value is cidr", block) is False
+
+
+def test_cidr_with_a_version_accepts_that_family_only(render) -> None:
+    assert render("value is cidr(4)", "10.77.0.0/22") is True
+    assert render("value is cidr(4)", "fd77::/64") is False
+    assert render("value is cidr(6)", "fd77::/64") is True
