@@ -25,7 +25,11 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     shutil.copytree(ROOT / "inventories" / "aws", inventories / "aws", ignore=shutil.ignore_patterns("*aws_ec2.yml"))
     ec2 = {
         "miners": {"hosts": {f"solar-miner-{n}": {"host_public_address": f"192.0.2.{n}"} for n in (1, 2, 3)}},
-        "stats": {"hosts": {"solar-stats-1": {"host_public_address": "192.0.2.21", **stats_vars}}},
+        "stats": {
+            "hosts": {
+                "solar-stats-1": {"host_public_address": "192.0.2.21", "overlay_address": "10.77.0.21", **stats_vars}
+            }
+        },
     }
     (inventories / "aws" / "ec2.yml").write_text(yaml.safe_dump({"all": {"children": {"cloud": {"children": ec2}}}}))
     (inventories / "pis").mkdir()
@@ -37,9 +41,10 @@ def render(tmp_path: Path, stats_vars: dict[str, str]) -> dict[str, list]:
     )
 
 
+# Reports go to the stats host's overlay address, inside WireGuard, with or without TLS on its public side.
 @pytest.mark.parametrize(
     ("stats_vars", "scheme"),
-    [({}, "ws://192.0.2.21:80"), ({"stats_app_tls_certificate": "/etc/ssl/c.pem"}, "wss://192.0.2.21:443")],
+    [({}, "ws://10.77.0.21:80"), ({"stats_app_tls_certificate": "/etc/ssl/c.pem"}, "ws://10.77.0.21:80")],
 )
 def test_every_host_gets_the_chain_state_folder_the_stats_server_and_a_secret_of_its_own(
     tmp_path, stats_vars, scheme
