@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -25,7 +26,10 @@ def fresh_lab() -> None:
         lab.cli("down")
         (lab.ROOT / "inventories" / "lab" / "state").mkdir(exist_ok=True)
         for stale in (lab.ROOT / "inventories" / "lab" / "state").iterdir():
-            stale.unlink()
+            if stale.is_dir():
+                shutil.rmtree(stale)  # ethstats/: each node's secret
+            else:
+                stale.unlink()
     lab.cli("up")
 
 
