@@ -27,8 +27,11 @@ UNRESOLVED = ("signed", "sent")  # outbox rows whose fate the agent does not kno
 STARTED = "39f53479d3a045ac8e11786248231fbf"  # systemd's MESSAGE_ID of "Started <unit>"
 
 STATUS_SCRIPT = """
-import subprocess, sys, urllib.request
-address = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()[0]
+import socket, sys, urllib.request
+# The page listens on the address of the default route's interface (the LAN), not on the overlay's (wg0).
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the source address
+address = probe.getsockname()[0]
 with urllib.request.urlopen(f"http://{address}:{sys.argv[1]}/api/status", timeout=15) as answer:
     sys.stdout.write(answer.read().decode())
 """

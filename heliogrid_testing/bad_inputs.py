@@ -41,6 +41,7 @@ IMAGE = "localhost/heliogrid/debian:trixie-amd64"
 
 
 HOST = "badinput"  # the container's inventory name, in every group the playbooks target
+PER_HOST = ("overlay_address", "host_public_address")  # variables an inventory sets per host, not for all
 
 
 BOOTED = ("running", "degraded")  # systemctl is-system-running once boot is over
@@ -163,7 +164,9 @@ class ThrowawayHost:
         self.runs += 1
         merged = {**self.baseline, **variables}
         hostvars = {k: v for k, v in merged.items() if v is not UNSET}
-        groups = {group: {"hosts": {HOST: None}} for group in ("miners", "stats", "pis", "deployer")}
+        # A host's own addresses are its host variables, as in hosts.yml: the other Pis must not inherit them.
+        own = {k: hostvars.pop(k) for k in PER_HOST if k in hostvars}
+        groups = {group: {"hosts": {HOST: own}} for group in ("miners", "stats", "pis", "deployer")}
         groups["pis"]["hosts"].update(pis or {})
         path = self.workdir / f"hosts-{self.runs}.yml"
         path.write_text(yaml.safe_dump({"all": {"vars": hostvars, "children": groups}}))

@@ -79,7 +79,7 @@ def test_pis_do_not_discover_and_serve_rpc_on_loopback_only(network):
     # Answers on its own loopback...
     assert lab.podman_exec(f"hg-{pi}", "python3", "-c", probe, "127.0.0.1").stdout.strip() == "0"
     # ...but not on the address other hosts reach it at.
-    address = lab.podman_exec(f"hg-{pi}", "sh", "-c", "hostname -I").stdout.split()[0]
+    address = lab.hostvars()[pi]["lab_address"]
     assert lab.podman_exec(f"hg-{other}", "python3", "-c", probe, address).stdout.strip() != "0"
     assert lab.podman_exec("hg-miner1", "python3", "-c", probe, address).stdout.strip() != "0"
 
