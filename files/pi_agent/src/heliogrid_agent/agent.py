@@ -43,6 +43,9 @@ class Agent:
             config.meter.tolerance_percent,
             config.max_gap_seconds,
             total_uwh=store.total_uwh(),
+            imported_uwh=store.imported_uwh(),
+            max_import_watts=config.meter.max_import_watts,
+            baseline=store.register_baseline(),
         )
         self.last_reading: Reading | None = None
         self.report_due = threading.Event()
@@ -52,6 +55,7 @@ class Agent:
         if reporter is not None:
             reporter.adopt_total = self.adopt_total
         self.metrics.exported_wh.set(self.meter.total_wh)
+        self.metrics.imported_wh.set(self.meter.imported_wh)
         self.metrics.paused.set(1 if store.selling_paused() else 0)
 
     # -- sampling ----------------------------------------------------------------------------------------
@@ -62,23 +66,58 @@ class Agent:
                 reading = self.sensor.read()
             except OSError as exc:
                 sample = self.meter.fail(now)
-                log.warning("sensor read failed: %s", exc, extra={"event": "sensor_error"})
+                error = getattr(exc, "reason", "io_error")
+                self.metrics.sensor_errors.labels(error).inc()
+                log.warning("sensor read failed (%s): %s", error, exc, extra={"event": "sensor_error", "reason": error})
                 reading = None
             else:
-                sample = self.meter.add(reading, now)
+                sample = self.meter.add(reading, now, wall)
                 self.last_reading = reading
-            if sample.delta_uwh:
-                # The counter is on disk before anything can report it.
-                self.store.record_sample(sample.total_uwh, sample.delta_uwh, local_day(wall), wall)
+            if sample.delta_uwh or sample.import_delta_uwh or sample.baseline_changed:
+                # The counters (and the meter's baseline) are on disk before anything can report them.
+                self.store.record_sample(
+                    sample.total_uwh,
+                    sample.delta_uwh,
+                    local_day(wall),
+                    wall,
+                    imported_uwh=sample.imported_uwh,
+                    import_delta_uwh=sample.import_delta_uwh,
+                    baseline=self.meter.baseline if sample.baseline_changed else None,
+                )
         m = self.metrics
         m.last_sample.set(wall)
+        if sample.event:
+            m.meter_events.labels(sample.event).inc()
+            log.warning(
+                "meter register %s: %s",
+                sample.event,
+                {
+                    "wrap": "it rolled over; the energy across the roll-over is credited",
+                    "reset": "it went down; re-baselined, the interval since the last reading is not credited",
+                    "rebaseline": "it jumped beyond the capacity and stayed there; re-baselined, nothing credited",
+                }[sample.event],
+                extra={"event": "meter_" + sample.event},
+            )
         if sample.accepted:
             m.samples.inc()
             m.power_watts.set(sample.watts)
             m.exported_wh.set(sample.total_uwh / UWH_PER_WH)
+            m.imported_wh.set(sample.imported_uwh / UWH_PER_WH)
+            m.import_watts.set(self.meter.import_watts or 0.0)
         elif sample.bad:
             m.rejected.labels(sample.reason).inc()
-            if sample.reason != "sensor_error":
+            if sample.reason != "sensor_error" and reading is not None and reading.totals is not None:
+                t = reading.totals
+                log.warning(
+                    "rejected meter registers export %r Wh, import %r Wh, power %r W: %s (baseline kept: %s)",
+                    t.export_wh,
+                    t.import_wh,
+                    sample.watts,
+                    sample.reason,
+                    self.meter.baseline,
+                    extra={"event": "bad_reading", "reason": sample.reason},
+                )
+            elif sample.reason != "sensor_error":
                 log.warning(
                     "rejected reading %r W: %s (capacity %s W)",
                     sample.watts,
@@ -184,6 +223,9 @@ class Agent:
             "produced_watts": reading.produced_watts if reading else None,
             "capacity_watts": self.meter.capacity_watts,
             "exported_wh": self.meter.total_wh,
+            "imported_wh": self.meter.imported_wh,
+            "import_watts": self.meter.import_watts,
+            "today_imported_kwh": self.store.day_imported_uwh(local_day(wall)) / 10**9,
             "today_kwh": self.store.day_uwh(local_day(wall)) / 10**9,
             "selling_paused": self.store.selling_paused(),
             "transactions": [
