@@ -310,3 +310,23 @@ def test_a_restart_credits_what_the_meter_counted_since_the_persisted_baseline_e
     home.sample(after=5)
     assert (home.exported_wh, home.imported_wh) == (1900, 500)
     home.stop()
+
+
+def test_an_absent_serial_device_is_a_missing_meter_and_credits_nothing(tmp_path, clock, caplog):
+    config = parse_config(
+        {
+            "meter": {"sensor": "modbus", "capacity_watts": 3000},
+            "sensor": {"modbus": {"device": "/dev/serial/by-id/usb-heliogrid-test-unplugged-if00-port0"}},
+            "store": {"path": str(tmp_path / "agent.db")},
+        }
+    )
+    store = Store(config.store.path)
+    agent = Agent(config, make_sensor(config, clock), store, clock=clock)
+    caplog.set_level(logging.WARNING, logger="heliogrid_agent")
+    assert agent.sample_once().reason == "sensor_error"
+    assert "sensor read failed (no_meter): no Modbus meter at" in caplog.text
+    assert "usb-heliogrid-test-unplugged-if00-port0 unit 1: cannot connect" in caplog.text
+    assert store.total_uwh() == 0
+    assert store.register_baseline() is None
+    agent.sensor.close()
+    store.close()
