@@ -159,7 +159,7 @@ def test_reorg_replaces_events_of_abandoned_blocks(client, sync, market, trading
 def test_summary_holds_every_section_of_the_page(client, sync, trading):
     sync()
     summary = client.get("/api/v1/summary").json()
-    assert set(summary) == {"network", "nodes", "energy", "top_producers", "meters", "recent_sales", "hourly"}
+    assert set(summary) == {"network", "nodes", "energy", "top_producers", "meters", "recent_sales", "hourly", "market"}
     assert len(summary["meters"]) == 3
     assert summary["energy"] == client.get("/api/v1/energy").json()
 
