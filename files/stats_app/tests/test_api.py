@@ -197,6 +197,10 @@ def test_openapi_describes_the_api(client):
         "/api/v1/producers/top",
         "/api/v1/sales",
         "/api/v1/production/hourly",
+        "/api/v1/market",
+        "/api/v1/market/depth",
+        "/api/v1/market/offers",
+        "/api/v1/market/prices",
     ):
         assert "get" in spec["paths"][path]
     assert "Summary" in spec["components"]["schemas"]

@@ -247,3 +247,16 @@ def test_market_endpoints_answer_in_their_documented_shape(client, sync, market_
         parsed = TypeAdapter(shape).validate_json(body, strict=True)
         assert json.loads(TypeAdapter(shape).dump_json(parsed)) == json.loads(body)
         assert json.loads(body), f"{path} answered nothing for a chain with trades"
+
+
+def test_page_is_rendered_with_the_market_before_its_script_runs(client, sync, market, market_trading):
+    sync()
+    html = client.get("/").text
+    open_offers = [o for o in chain_offers(market).values() if o[4]]
+    assert f'<p class="big" id="open-offers">{len(open_offers)}</p>' in html
+    for price, kwh, offers in chain_depth(market):
+        row = f'<tr data-price="{price}"><td class="num">{format_units(int(price))}</td><td class="num">{kwh}</td>'
+        assert row + f'<td class="num">{offers}</td></tr>' in html
+    for meter in market_trading["meters"]:
+        bought = market.market.functions.purchasedKWh(meter).call()
+        assert f'data-col="bought-kwh" data-value="{bought}">{bought}</td>' in html

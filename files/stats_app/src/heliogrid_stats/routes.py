@@ -33,6 +33,8 @@ from heliogrid_stats.views import Views, format_units
 
 TEMPLATES = Environment(loader=PackageLoader("heliogrid_stats", "templates"), autoescape=select_autoescape())
 TEMPLATES.filters["tokens"] = lambda base: format_units(int(base))
+# to 4 decimals, rounded half up, as the page's script shows it (an average price can have all 18)
+TEMPLATES.filters["price"] = lambda base: format_units((int(base) + 5 * 10**13) // 10**14 * 10**14)
 
 
 def app_state(connection: HTTPConnection) -> AppState:
