@@ -15,7 +15,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from heliogrid_stats.models import DepthLevel, Market, Offer, PricePoint, Sale
-from heliogrid_stats.store import Store
+from heliogrid_stats.store import EventRow, Store
 from heliogrid_stats.views import format_units
 
 HOUR, DAY = 3600, 86400
@@ -260,3 +260,32 @@ def test_page_is_rendered_with_the_market_before_its_script_runs(client, sync, m
     for meter in market_trading["meters"]:
         bought = market.market.functions.purchasedKWh(meter).call()
         assert f'data-col="bought-kwh" data-value="{bought}">{bought}</td>' in html
+
+
+def test_the_book_stays_consistent_when_events_arrive_for_closed_or_unknown_offers(tmp_path):
+    """A sale of an offer already sold out (or never announced) and a cancel of a closed one take nothing off the book
+    twice: open offers and open kWh still match the offers that are open."""
+    store = Store(tmp_path / "index.sqlite3")
+    seller, meter, buyer = ("0x" + f"{i:040x}" for i in (1, 2, 3))
+
+    def event(n: int, name: str, **args) -> EventRow:
+        return EventRow(n, 0, f"0x{n:064x}", f"0x{n:064x}", 1_700_000_000 + n, name, args)
+
+    price = 2 * 10**17
+    sale = {"buyer": buyer, "seller": seller, "kWh": 1, "cost": price}
+    with store.transaction():
+        store.add_events(
+            [
+                event(1, "OfferCreated", offerId=1, seller=seller, meter=meter, kWh=1, pricePerKWh=price),
+                event(2, "OfferCreated", offerId=2, seller=seller, meter=meter, kWh=3, pricePerKWh=price),
+                event(3, "EnergyPurchased", offerId=1, **sale),
+                event(4, "EnergyPurchased", offerId=1, **sale),
+                event(5, "EnergyPurchased", offerId=9, **sale),
+                event(6, "OfferCancelled", offerId=1),
+            ]
+        )
+    totals = store.totals()
+    assert (totals["open_offers"], totals["open_kwh"], totals["offers_cancelled"]) == (1, 3, 0)
+    assert [(d["open_kwh"], d["offers"]) for d in store.depth(10)] == [(3, 1)]
+    assert [o["offer_id"] for o in store.open_offers(10)] == [2]
+    assert totals["bought_kwh"] == 3  # every sale the chain reported counts as bought

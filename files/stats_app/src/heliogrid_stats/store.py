@@ -383,9 +383,9 @@ class Store:
         # the price is the offer's: cost = kWh x price exactly (the contract computes it so)
         self._add_trade_buckets(e.timestamp, kwh, cost, price_key(cost // kwh if kwh else 0))
         offer = self.conn.execute(
-            "SELECT price_key, remaining_kwh FROM offers WHERE offer_id=?", (offer_id,)
+            "SELECT price_key, remaining_kwh FROM offers WHERE offer_id=? AND open=1", (offer_id,)
         ).fetchone()
-        if offer is None:  # the contract emits OfferCreated first; a gap in the index should not stop it
+        if offer is None:  # the contract sells only open offers it announced: nothing to take off the book
             return
         remaining = max(offer["remaining_kwh"] - kwh, 0)
         closed = remaining == 0
