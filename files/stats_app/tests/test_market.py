@@ -289,3 +289,12 @@ def test_the_book_stays_consistent_when_events_arrive_for_closed_or_unknown_offe
     assert [(d["open_kwh"], d["offers"]) for d in store.depth(10)] == [(3, 1)]
     assert [o["offer_id"] for o in store.open_offers(10)] == [2]
     assert totals["bought_kwh"] == 3  # every sale the chain reported counts as bought
+
+
+def test_a_market_without_offers_has_no_prices_and_an_empty_book(client, sync, market):
+    sync()
+    body = client.get("/api/v1/market").json()
+    assert (body["open_offers"], body["open_kwh"], body["best_price"], body["average_price"]) == (0, 0, None, None)
+    assert (body["depth"], body["hourly"], body["daily"]) == ([], [], [])
+    assert client.get("/api/v1/market/offers").json() == []
+    assert '<p class="big" id="best-price">\u2013</p>' in client.get("/").text
