@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     fresh = None
     if args.fresh:
         lab.cli("down")
-        state = ROOT / "inventories" / "lab" / "state"
-        state.mkdir(exist_ok=True)
-        for stale in state.iterdir():
-            stale.unlink()
+        lab.clear_state()
         lab.cli("up")
         fresh = run_site("fresh", {}, logdir)
         report.write(section(fresh, [], logdir))

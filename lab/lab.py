@@ -460,6 +460,13 @@ def down() -> None:
     shutil.rmtree(ROOT / ".cache" / "facts", ignore_errors=True)
 
 
+def clear_state() -> None:
+    """Forget what plays recorded on the controller for the lab (contracts.json, ethstats/...): start empty."""
+    state = INVENTORY / "state"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

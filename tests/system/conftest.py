@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -24,12 +23,7 @@ def fresh_lab() -> None:
         return
     if os.environ.get("HELIOGRID_KEEP_LAB") != "1":
         lab.cli("down")
-        (lab.ROOT / "inventories" / "lab" / "state").mkdir(exist_ok=True)
-        for stale in (lab.ROOT / "inventories" / "lab" / "state").iterdir():
-            if stale.is_dir():
-                shutil.rmtree(stale)  # ethstats/: each node's secret
-            else:
-                stale.unlink()
+        lab.clear_state()
     lab.cli("up")
 
 
