@@ -1,0 +1,48 @@
+"""Run the Pi's agent with a synthetic import meter, for the tests of automatic buying in a real process.
+
+    python -m heliogrid_testing.import_agent CONFIG STATE_DIR RATE_UWH_PER_SECOND
+
+The home's cumulative import (micro-Wh) grows with the wall clock since STATE_DIR/t0, which the first run writes,
+at RATE; once STATE_DIR/frozen exists, its integer is the import from then on. Like a meter's own register, it
+never goes down across kills and restarts. The agent itself is ``heliogrid_agent.cli.run``, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def import_source(state: Path, rate: float):
+    t0_file = state / "t0"
+    if not t0_file.exists():
+        tmp = state / "t0.tmp"
+        tmp.write_text(repr(time.time()))
+        os.replace(tmp, t0_file)
+    t0 = float(t0_file.read_text())
+
+    def imported_uwh() -> int:
+        frozen = state / "frozen"
+        if frozen.exists():
+            return int(frozen.read_text())
+        return int((time.time() - t0) * rate)
+
+    return imported_uwh
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    from heliogrid_agent.cli import run
+    from heliogrid_agent.config import load_config
+
+    config, state, rate = Path(argv[0]), Path(argv[1]), float(argv[2])
+    state.mkdir(parents=True, exist_ok=True)
+    return run(load_config(config), imported_uwh=import_source(state, rate))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
