@@ -16,7 +16,7 @@ calling ``getOffer`` on every offer ever made.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from heliogrid_agent.chain import Chain, OfferEvent
@@ -60,9 +60,12 @@ class OfferBook:
         }
 
     def _save(self) -> None:
-        offers = [{**asdict(o), "price": str(o.price_per_kwh)} for o in self.offers.values()]
-        for o in offers:
-            del o["price_per_kwh"]  # prices exceed JSON's safe integers elsewhere; kept as text
+        # Prices (token base units, up to 10^24) are kept as text, as the outbox's details keep costs.
+        offers = [
+            {"offer_id": o.offer_id, "seller": o.seller, "meter": o.meter, "remaining_kwh": o.remaining_kwh,
+             "price": str(o.price_per_kwh)}
+            for o in self.offers.values()
+        ]  # fmt: skip
         self.store.put(
             BOOK_KEY,
             {"market": self.chain.market_address, "block": self.block, "hash": self.hash, "offers": offers},

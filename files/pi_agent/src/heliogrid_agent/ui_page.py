@@ -50,6 +50,8 @@ button{padding:.3rem .8rem}#msg{min-height:1.2rem}.warn{background:#ffd;border:1
 const $ = id => document.getElementById(id);
 const tokens = v => v === undefined || v === null ? "-" : (Number(BigInt(v) / 10n**14n) / 1e4).toFixed(4);
 let paused = false, csrf = null, quote = null, auto = null;
+const detailText = d => d && d.kwh !== undefined ? (d.auto ? "auto: " : "") + d.kwh + " kWh, offer " + d.offer_id +
+  ", " + tokens(String(d.cost)) + " tokens" : JSON.stringify(d);
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
 async function post(path, body) {
   const headers = {"Content-Type": "application/json"}; if (csrf) headers["X-CSRF-Token"] = csrf;
@@ -99,7 +101,7 @@ async function refresh() {
   $("autowait").textContent = a.waiting ? "Not buying now: " + a.waiting : "";
   const txs = $("txs"); txs.replaceChildren();
   for (const t of s.transactions) { const r = txs.insertRow(); cell(r, t.kind); cell(r, t.status + (t.error ? " (" + t.error + ")" : ""));
-    cell(r, t.total_wh ?? JSON.stringify(t.detail)); cell(r, t.nonce); cell(r, t.hash.slice(0, 18) + "…", "mono"); }
+    cell(r, t.total_wh ?? detailText(t.detail)); cell(r, t.nonce); cell(r, t.hash.slice(0, 18) + "…", "mono"); }
 }
 async function offers() {
   const r = await fetch("/api/offers"); if (!r.ok) return; const list = await r.json(); const body = $("offers"); body.replaceChildren();
