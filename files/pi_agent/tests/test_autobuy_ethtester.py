@@ -164,6 +164,21 @@ def test_imported_kwh_are_bought_from_the_cheapest_offers_first_and_each_once(ma
     assert market.token.functions.allowance(market.buyer, market.market.address).call() == 0
 
 
+def test_an_import_that_grows_while_a_purchase_is_approved_still_gets_bought(market, tmp_path, clock):
+    """The import passes another kWh at every step: the approved amount is bought, not approved again and again."""
+    market.offer(0, 30, TOKEN // 10)
+    reporter, _buyer = make_buyer(market, tmp_path, clock)
+    run(reporter, 0, steps=1)
+    for kwh in range(1, 13):
+        run(reporter, kwh * KWH, steps=1)
+    rows = reporter.store.auto_rows()
+    approves, buys = (sum(r.kind == kind for r in rows) for kind in ("approve", "buy"))
+    assert market.purchased() >= 6
+    assert approves <= buys + 1
+    run(reporter, 12 * KWH)
+    assert market.purchased() == 12
+
+
 def test_the_baseline_is_the_first_import_seen_and_older_kwh_are_not_bought(market, tmp_path, clock):
     market.offer(0, 10, TOKEN // 10)
     reporter, buyer = make_buyer(market, tmp_path, clock)

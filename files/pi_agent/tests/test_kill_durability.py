@@ -185,7 +185,8 @@ def test_sigkill_at_random_moments_never_loses_or_double_credits_a_kwh(tmp_path,
     assert {e["transactionHash"].to_0x_hex() for e in events} == mined
 
 
-IMPORT_RATE = 5 * 10**8  # micro-Wh a second: the home imports half a kWh a second
+IMPORT_RATE = 5 * 10**8  # micro-Wh a second: the home imports half a kWh a second...
+IMPORT_MAX = 45 * 10**9  # ...up to 45 kWh, less than the 48 kWh offered within the cap, however slow the machine
 CAP = 4 * TARIFF // 10  # buy.max_price_per_kwh = 0.4 tokens
 
 
@@ -210,17 +211,18 @@ def test_sigkill_during_automatic_purchases_never_buys_or_pays_a_kwh_twice(tmp_p
     market, token = kit["market"], kit["token"]
     call(w3, DEPLOYER_KEY, market.functions.registerMeter(seller, seller, 4_000_000_000))
     first_offer = market.functions.nextOfferId().call()
-    # within the cap: 30 kWh each at 0.3, 0.1, 0.2, 0.4 tokens; above it: 10 kWh at 0.9
+    # within the cap: 12 kWh each at 0.3, 0.1, 0.2, 0.4 tokens; above it: 10 kWh at 0.9
     prices = [3 * TARIFF // 10, TARIFF // 10, 2 * TARIFF // 10, CAP, 9 * TARIFF // 10]
-    offer_kwh(w3, market, SELLER_KEY, [(30, p) for p in prices[:4]] + [(10, prices[4])])
-    call(w3, SELLER_KEY, token.functions.transfer(buyer, 60 * TARIFF))
+    offer_kwh(w3, market, SELLER_KEY, [(12, p) for p in prices[:4]] + [(10, prices[4])])
+    call(w3, SELLER_KEY, token.functions.transfer(buyer, 40 * TARIFF))
     start_buyer, start_seller = token.functions.balanceOf(buyer).call(), token.functions.balanceOf(seller).call()
 
     log, state, db = tmp_path / "agent.log", tmp_path / "import", tmp_path / "agent.db"
     config = write_config(tmp_path, kit["record"], house_watts=3_600_000)  # produces nothing: only buys
     config.write_text(config.read_text() + '\n[buy]\nmax_price_per_kwh = "0.4"\nauto = true\ndaily_budget = "1000"\n')
     command = [
-        sys.executable, "-m", "heliogrid_testing.import_agent", str(config), str(state), str(IMPORT_RATE)
+        sys.executable, "-m", "heliogrid_testing.import_agent", str(config), str(state), str(IMPORT_RATE),
+        str(IMPORT_MAX),
     ]  # fmt: skip
     rng = random.Random(SEED)
     print(f"seed {SEED}, {KILLS} kills")
@@ -239,7 +241,7 @@ def test_sigkill_during_automatic_purchases_never_buys_or_pays_a_kwh_twice(tmp_p
 
     # The import stops where it is (the agent is dead, so it saw no more than this); the last run catches up.
     t0 = float((state / "t0").read_text())
-    frozen = int((time.time() - t0) * IMPORT_RATE)
+    frozen = min(int((time.time() - t0) * IMPORT_RATE), IMPORT_MAX)
     (state / "frozen").write_text(str(frozen))
     proc = start_agent(config, devchain.rpc_url, log, command)
     try:
@@ -259,7 +261,7 @@ def test_sigkill_during_automatic_purchases_never_buys_or_pays_a_kwh_twice(tmp_p
     events = market.events.EnergyPurchased().get_logs(from_block=0)
     print(
         f"imported {frozen / 10**9:.3f} kWh, baseline {baseline} kWh, bought {purchased} kWh in {len(events)} "
-        f"purchases; {in_flight} kill(s) left a purchase in flight"
+        f"purchases from offers {[e['args']['offerId'] for e in events]}; {in_flight} kill(s) left a purchase in flight"
     )
     assert due > 0
     assert purchased == due, log.read_text()[-3000:]  # every imported kWh bought, none twice
@@ -280,6 +282,8 @@ def test_sigkill_during_automatic_purchases_never_buys_or_pays_a_kwh_twice(tmp_p
     assert sorted(r[0] for r in rows) == list(range(w3.eth.get_transaction_count(buyer)))
     mined_buys = {r[2] for r in rows if r[1] == "mined" and r[3] == "buy"}
     assert {e["transactionHash"].to_0x_hex() for e in events} == mined_buys
+    # approve only as much as needed: each approval is followed by the buy that spends it
+    assert sum(r[3] == "approve" for r in rows) <= len(mined_buys) + 1
     # the agent's own ledger (what the page shows) is the chain's
     auto = [json.loads(r[4]) for r in rows if r[1] == "mined" and r[3] == "buy"]
     assert sum(d["kwh"] for d in auto) == purchased

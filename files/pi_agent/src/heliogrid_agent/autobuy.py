@@ -248,11 +248,18 @@ class AutoBuyer:
             "cost": str(plan.cost),
             "price_per_kwh": str(plan.offer.price_per_kwh),
         }
-        if plan.cost and chain.allowance(reporter.address, chain.market_address) < plan.cost:
-            # Exactly this purchase's cost; the buy is signed once the approval is mined (one in flight).
-            reporter._sign_and_send("approve", chain.approve_call(chain.market_address, plan.cost), detail=detail)
-            self._wait("approving the next purchase")
-            return
+        allowance = chain.allowance(reporter.address, chain.market_address)
+        if plan.cost and allowance < plan.cost:
+            price = plan.offer.price_per_kwh
+            if allowance < price:
+                # Exactly this purchase's cost; the buy is signed once the approval is mined (one in flight).
+                reporter._sign_and_send("approve", chain.approve_call(chain.market_address, plan.cost), detail=detail)
+                self._wait("approving the next purchase")
+                return
+            # What was approved is bought first, even when the import grew meanwhile: a new approval for the larger
+            # amount would be overtaken by the import again, block after block, and nothing would ever be bought.
+            plan = Plan(plan.offer, allowance // price, allowance // price * price)
+            detail |= {"kwh": plan.kwh, "cost": str(plan.cost)}
         reporter._sign_and_send("buy", chain.buy_call(plan.offer.offer_id, plan.kwh), detail=detail)
         self._wait(None)
         log.info(
