@@ -13,8 +13,9 @@ it) at every step. The buyer's rules:
   plus the next one never exceed ``buy.daily_budget``. Manual purchases on the page do not count: the owner
   confirms those one by one.
 
-Durability is the outbox's (reporter.py): a purchase is one ``buy`` row (and, when the allowance is short, one
-``approve`` row before it, for exactly the purchase's cost), signed and committed before it is broadcast, and
+Durability is the outbox's (reporter.py): a purchase is one ``buy`` row (and, when the allowance does not cover a
+kWh, one ``approve`` row before it, for exactly the purchase's cost; an allowance that covers some kWh is spent
+first), signed and committed before it is broadcast, and
 re-broadcast byte for byte after a restart. The counters are not kept anywhere else: covered kWh, kWh bought
 and tokens spent are sums over the outbox's mined automatic ``buy`` rows, so no crash can separate a purchase
 from its count. At most one buy or approve (automatic or manual) is unresolved at a time; a new purchase is
