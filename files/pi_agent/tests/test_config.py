@@ -240,3 +240,32 @@ def test_max_import_watts_must_be_positive():
     raw = {"meter": {"sensor": "simulated", "max_import_watts": 0}}
     with pytest.raises(ConfigError, match=r"meter.max_import_watts = 0.0 must be greater than 0"):
         parse_config(raw)
+
+
+def buy(**keys) -> dict:
+    return {"meter": {"sensor": "simulated"}, "buy": keys}
+
+
+def test_automatic_buying_loads_with_its_cap_and_daily_budget_in_token_units():
+    config = parse_config(buy(auto=True, max_price_per_kwh="0.25", daily_budget="5"))
+    assert config.buy.auto is True
+    assert config.buy.max_price_units == 25 * 10**16
+    assert config.buy.daily_budget_units == 5 * 10**18
+    assert parse_config(buy()).buy.auto is False  # off unless the owner asks for it
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"max_price_per_kwh": "-1"}, r"buy.max_price_per_kwh = '-1' must be a token amount >= 0"),
+        ({"max_price_per_kwh": -0.5}, r"buy.max_price_per_kwh = -0.5 must be a token amount >= 0"),
+        ({"daily_budget": "-3"}, r"buy.daily_budget = '-3' must be a token amount >= 0"),
+        ({"auto": "yes"}, r"buy.auto = 'yes' must be true or false"),
+        ({"auto": True, "daily_budget": "5"}, r"buy.auto = true needs buy.max_price_per_kwh > 0 \(it is 0\)"),
+        ({"auto": True, "max_price_per_kwh": "1"}, r"buy.auto = true needs buy.daily_budget > 0 \(it is 0\)"),
+        ({"daily_budget": "1e-19"}, r"buy.daily_budget = '1e-19' must be a token amount >= 0 with at most 18"),
+    ],
+)
+def test_bad_buying_settings_are_named_with_the_value(keys, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(buy(**keys))

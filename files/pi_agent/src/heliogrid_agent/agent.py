@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from heliogrid_agent.clock import Clock, SystemClock
@@ -31,6 +32,7 @@ class Agent:
         reporter: Reporter | None = None,
         clock: Clock | None = None,
         metrics: AgentMetrics | None = None,
+        imported_uwh: Callable[[], int | None] | None = None,
     ) -> None:
         self.config = config
         self.sensor = sensor
@@ -38,6 +40,9 @@ class Agent:
         self.reporter = reporter
         self.clock = clock or SystemClock()
         self.metrics = metrics or AgentMetrics()
+        # The home's cumulative import in micro-Wh, for automatic buying: by default the meter's total as committed to
+        # the store, so a kWh is bought only once its import is durable.
+        self.imported_uwh = imported_uwh if imported_uwh is not None else store.imported_uwh
         self.meter = Meter(
             config.meter.capacity_watts,
             config.meter.tolerance_percent,
@@ -205,13 +210,33 @@ class Agent:
         while not self._stop.is_set():
             self.report_due.clear()
             try:
-                self.reporter.step()
+                self.reporter.step(self._imported())
                 if self.reporter.status.node_up and time.monotonic() >= balances_due:
                     self.reporter.refresh_balances()
                     balances_due = time.monotonic() + 15
             except Exception:
                 log.exception("reporter step failed", extra={"event": "reporter_crash"})
             self.report_due.wait(poll)
+
+    def _imported(self) -> int | None:
+        if self.imported_uwh is None:
+            return None
+        try:
+            return self.imported_uwh()
+        except Exception:
+            log.exception("reading the imported energy failed", extra={"event": "import_read_error"})
+            return None
+
+    @property
+    def auto_buyer(self) -> Any | None:
+        return None if self.reporter is None else self.reporter.auto_buyer
+
+    def set_auto_buy(self, on: bool) -> None:
+        if self.auto_buyer is None:
+            raise ValueError("automatic buying needs the chain (chain.enabled = true)")
+        self.auto_buyer.set_enabled(on)
+        if on:
+            self.report_due.set()
 
     # -- what the UI shows -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -258,4 +283,6 @@ class Agent:
                 "low": s.gas_low,
             }
             out["reports"] = {"reverts_in_a_row": s.reverts_in_a_row, "next_report_at": s.next_report_at}
+            if self.reporter.auto_buyer is not None:
+                out["auto_buy"] = self.reporter.auto_buyer.status()
         return out

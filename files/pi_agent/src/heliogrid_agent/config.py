@@ -194,11 +194,19 @@ class BuyConfig:
     # The most the agent pays per kWh, in tokens (e.g. "1.5"); 0 turns buying off.
     max_price_per_kwh: Decimal = Decimal(0)
     quote_seconds: float = 60.0  # how long a confirmed price stays valid
+    # Buy each whole kWh the home imports from the cheapest offers (the owner can switch it off on the page).
+    auto: bool = False
+    # The most the automatic purchases spend per local day (midnight to midnight), in tokens (e.g. "5").
+    daily_budget: Decimal = Decimal(0)
 
     @property
     def max_price_units(self) -> int:
         """The cap in token base units."""
         return int(self.max_price_per_kwh * 10**TOKEN_DECIMALS)
+
+    @property
+    def daily_budget_units(self) -> int:
+        return int(self.daily_budget * 10**TOKEN_DECIMALS)
 
 
 @dataclass(frozen=True)
@@ -458,7 +466,18 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
         raise ConfigError('ui.allowed_hosts = [] would refuse every request; expected ["auto"] and/or host names')
     for key in ("session_hours", "socket_timeout_seconds"):
         _positive(f"ui.{key}", getattr(ui, key))
-    _positive("buy.quote_seconds", sections["buy"].quote_seconds)
+    buy: BuyConfig = sections["buy"]
+    _positive("buy.quote_seconds", buy.quote_seconds)
+    if buy.auto and buy.max_price_per_kwh <= 0:
+        raise ConfigError(
+            f"buy.auto = true needs buy.max_price_per_kwh > 0 (it is {buy.max_price_per_kwh}): the most an automatic "
+            "purchase pays per kWh"
+        )
+    if buy.auto and buy.daily_budget <= 0:
+        raise ConfigError(
+            f"buy.auto = true needs buy.daily_budget > 0 (it is {buy.daily_budget}): the most automatic purchases "
+            'spend per day, in tokens, e.g. "5"'
+        )
     if sections["ui"].recent_transactions < 0:
         raise ConfigError(f"ui.recent_transactions = {sections['ui'].recent_transactions} must be 0 or more")
     if sections["metrics"].enabled and sections["ui"].enabled and sections["metrics"].port == sections["ui"].port:

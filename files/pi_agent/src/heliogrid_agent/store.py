@@ -237,6 +237,10 @@ class Store:
     def unresolved(self) -> list[OutboxRow]:
         return self._rows("status IN ('signed', 'sent') ORDER BY nonce, id")
 
+    def auto_rows(self) -> list[OutboxRow]:
+        """The automatic purchases' buy and approve rows, oldest first (autobuy.py sums them)."""
+        return self._rows("kind IN ('buy', 'approve') AND json_extract(detail, '$.auto') = 1 ORDER BY id")
+
     def recent(self, limit: int) -> list[OutboxRow]:
         return self._rows("1 ORDER BY id DESC", limit=limit)
 
