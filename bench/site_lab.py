@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import signal
 import statistics
@@ -34,6 +35,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from heliogrid_testing.chain import attach
 from heliogrid_testing.lab_state import lab_problem, run_in
@@ -94,9 +97,13 @@ def write_inventory(path: Path, pis: list[tuple[str, str, str]]) -> None:
     """The second inventory source: the extra Pis, with what group_vars derive from inventory_dir given here."""
     ssh = ROOT / ".lab" / "ssh"
     state = ROOT / "inventories" / "lab" / "state"
+    # The lab's addressing plan (hosts.yml): the overlay address has the lab address's host number.
+    overlay = yaml.safe_load((ROOT / "inventories" / "lab" / "group_vars" / "all" / "overlay.yml").read_text())
+    overlay_base = ipaddress.ip_network(overlay["overlay_subnet"]).network_address
     hosts = {
         name: {
             "lab_address": address,
+            "overlay_address": str(overlay_base + int(address.rsplit(".", 1)[1])),
             "lab_image": image,
             "heliogrid_state_dir": str(state),
             "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),

@@ -27,6 +27,7 @@ RESULTS = ROOT / "docs" / "benchmarks.md"
 # Sections appear in this order whatever order the scripts run in; unknown names go last.
 ORDER = (
     "kwh_latency",
+    "autobuy_latency",
     "meter_throughput",
     "agent_kills",
     "pi_memory",

@@ -89,10 +89,20 @@ class Market:
     def report(self, meter: str, total_wh: int) -> dict:
         return self._send(self.market.functions.reportProduction(total_wh), meter)
 
-    def buy(self, buyer: str, offer_id: int, kwh: int) -> None:
+    def buy(self, buyer: str, offer_id: int, kwh: int) -> dict:
         offer = self.market.functions.getOffer(offer_id).call()
         self._send(self.token.functions.approve(self.market.address, kwh * offer[3]), buyer)
-        self._send(self.market.functions.buy(offer_id, kwh), buyer)
+        return self._send(self.market.functions.buy(offer_id, kwh), buyer)
+
+    def cancel(self, seller: str, offer_id: int) -> None:
+        self._send(self.market.functions.cancelOffer(offer_id), seller)
+
+    def pay(self, sender: str, to: str, amount: int) -> None:
+        self._send(self.token.functions.transfer(to, amount), sender)
+
+    def offer(self, offer_id: int) -> tuple:
+        """(seller, meter, remainingKWh, pricePerKWh, open), as getOffer answers."""
+        return tuple(self.market.functions.getOffer(offer_id).call())
 
     def next_offer_id(self) -> int:
         return self.market.functions.nextOfferId().call()
@@ -144,9 +154,46 @@ def trade(market: Market) -> dict:
     market.report(meters[0], 9_100)
     market.report(meters[2], 7_000)
     # owners[1] spends minted tokens on owners[0]'s first offer; owners[0] buys back from owners[1]
-    market.buy(owners[1], 1, 3)
-    market.buy(owners[0], 3, 2)
-    return {"owners": owners, "meters": meters, "buyer": buyer}
+    purchases = [_bought(market, owners[1], 1, 3), _bought(market, owners[0], 3, 2)]
+    return {"owners": owners, "meters": meters, "buyer": buyer, "purchases": purchases}
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One buy() as the test driver made it: who, which offer, how much, in which block."""
+
+    buyer: str
+    offer_id: int
+    kwh: int
+    block: int
+
+
+def _bought(market: Market, buyer: str, offer_id: int, kwh: int) -> Purchase:
+    return Purchase(buyer, offer_id, kwh, market.buy(buyer, offer_id, kwh)["blockNumber"])
+
+
+def trade_market(market: Market, trading: dict) -> dict:
+    """After `trade`: the Pis buy with their meter keys over two days, one price change, a cancel.
+
+    Leaves open offers at three prices, two of them at one price, and partly filled ones."""
+    owners, meters = trading["owners"], trading["meters"]
+    funded = {meters[0]: 2 * 10**18, meters[1]: 10**18, meters[2]: 2 * 10**18}
+    for meter, owner in zip(meters, (owners[0], owners[0], owners[1]), strict=True):
+        market.pay(owner, meter, funded[meter])
+    market.ask(owners[1], 5 * 10**17)
+    market.travel(3600)
+    market.report(meters[1], 4_100)  # offer 6: 2 kWh at 0.2, from owners[0]
+    market.report(meters[2], 9_000)  # offer 7: 2 kWh at 0.5, from owners[1]
+    market.cancel(owners[0], 2)  # 2 kWh at 0.2 withdrawn unsold
+    purchases = [
+        _bought(market, meters[0], 5, 2),  # partial: 2 of 4 kWh at 0.3
+        _bought(market, meters[2], 1, 1),  # the rest of offer 1 at 0.2: closes it
+        _bought(market, meters[2], 4, 3),  # partial: 3 of 5 kWh at 0.2
+        _bought(market, meters[1], 7, 1),  # partial: 1 of 2 kWh at 0.5
+    ]
+    market.travel(86_400)  # the next UTC day
+    purchases.append(_bought(market, meters[0], 5, 2))  # the rest of offer 5: closes it
+    return {**trading, "purchases": trading["purchases"] + purchases, "funded": funded}
 
 
 @dataclass
@@ -155,3 +202,5 @@ class SharedChain:
     deployed: int  # eth-tester snapshot right after the deployment
     traded: int  # snapshot after `trade`
     trading: dict
+    marketed: int  # snapshot after `trade_market`
+    market_trading: dict

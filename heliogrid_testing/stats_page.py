@@ -17,17 +17,23 @@ VOID = {"meta", "link", "br", "img", "input", "hr", "source", "wbr", "col", "are
 
 
 class Page(HTMLParser):
-    """Text of elements with an id, the meter rows' data-value, and the bars of each chart."""
+    """Text of elements with an id, the meter rows' data-value, the body rows of each table, and the bars of each
+    chart."""
 
     def __init__(self) -> None:
         super().__init__()
         self.by_id: dict[str, str] = {}
         self.meter_wh: dict[str, int] = {}
+        self.meter_cols: dict[str, dict[str, int]] = {}  # meter -> data-col -> data-value
+        self.rows: dict[str, list[list[str]]] = {}  # table id -> text of each cell of each tbody row
         self.bars: dict[str, int] = {}
         self.body: dict[str, str | None] = {}
         self._open: list[str | None] = []  # id (or None) of every open element
         self._meter: str | None = None
         self._chart: str | None = None
+        self._table: str | None = None
+        self._in_body = False
+        self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -39,14 +45,32 @@ class Page(HTMLParser):
             self.by_id.setdefault(a["id"] or "", "")
             if "chart" in (a.get("class") or ""):
                 self._chart = a["id"]
+        if tag == "table" and a.get("id"):
+            self._table = a["id"]
+            self.rows[self._table or ""] = []
+        if tag == "tbody":
+            self._in_body = True
+        if tag == "tr" and self._table and self._in_body:
+            self.rows[self._table].append([])
+        if tag == "td" and self._table and self._in_body:
+            self._cell = []
         if tag == "tr" and a.get("data-meter"):
             self._meter = a["data-meter"]
-        if tag == "td" and a.get("data-col") == "total-wh" and self._meter:
-            self.meter_wh[self._meter] = int(a["data-value"] or 0)
+        if tag == "td" and a.get("data-col") and self._meter:
+            self.meter_cols.setdefault(self._meter, {})[a["data-col"] or ""] = int(a["data-value"] or 0)
+            if a["data-col"] == "total-wh":
+                self.meter_wh[self._meter] = int(a["data-value"] or 0)
         if tag == "rect" and self._chart:
             self.bars[self._chart] = self.bars.get(self._chart, 0) + 1
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self._table:
+            self.rows[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        if tag == "tbody":
+            self._in_body = False
+        if tag == "table":
+            self._table = None
         if tag in VOID or not self._open:
             return
         closed = self._open.pop()
@@ -57,6 +81,8 @@ class Page(HTMLParser):
         for element in self._open:  # text counts for every enclosing element that has an id
             if element is not None:
                 self.by_id[element] += data
+        if self._cell is not None:
+            self._cell.append(data)
 
     def close(self) -> None:
         super().close()

@@ -109,3 +109,25 @@ def test_metrics_name_the_agents_state(tmp_path, clock):
     assert "heliogrid_agent_power_watts 720.0" in text
     assert "heliogrid_agent_exported_wh 1.0" in text
     assert 'heliogrid_agent_skipped_intervals_total{reason="baseline"} 1.0' in text
+
+
+def test_agent_counts_and_stores_what_a_net_consuming_home_imports(tmp_path, clock):
+    cfg = parse_config(
+        {
+            "meter": {"sensor": "simulated", "interval_seconds": 5},
+            "sensor": {"simulated": {"clear_sky": True, "noise": 0.0, "house_watts": 1600}},  # 1 kW of panels
+        }
+    )
+    store = Store(tmp_path / "agent.db")
+    agent = Agent(cfg, SimulatedInstallation(cfg.sensor, clock), store, clock=clock)
+    agent.sample_once()
+    for _ in range(720):  # an hour
+        clock.advance(5)
+        agent.sample_once()
+    assert store.imported_uwh() == agent.meter.imported_uwh == 600 * UWH_PER_WH
+    assert store.total_uwh() == 0
+    assert agent.status()["imported_wh"] == 600
+    assert "heliogrid_agent_imported_wh 600.0" in generate_latest(agent.metrics.registry).decode()
+    store.close()
+    again = Agent(cfg, SimulatedInstallation(cfg.sensor, clock), Store(tmp_path / "agent.db"), clock=clock)
+    assert again.meter.imported_uwh == 600 * UWH_PER_WH

@@ -145,3 +145,127 @@ def test_file_errors_name_the_file(tmp_path):
     wrong.write_text('[meter]\nsensor = "x"\n')
     with pytest.raises(ConfigError, match=r"wrong.toml: meter.sensor = 'x'"):
         load_config(wrong)
+
+
+def modbus(**sensor) -> dict:
+    table = {"map": "sdm120", "device": "/dev/ttyUSB0", **sensor}
+    return {"meter": {"sensor": "modbus", "capacity_watts": 3000}, "sensor": {"modbus": table}}
+
+
+def test_modbus_rtu_config_loads_with_the_sdm120_map():
+    from heliogrid_agent.config import ModbusConfig
+
+    config = parse_config(modbus(unit_id=3, baudrate=2400))
+    assert isinstance(config.sensor, ModbusConfig)
+    assert config.sensor.register_map.export_register == 0x004A
+    assert config.sensor.register_map.import_register == 0x0048
+    assert (config.sensor.unit_id, config.sensor.baudrate) == (3, 2400)
+
+
+def test_modbus_tcp_config_splits_host_and_port():
+    config = parse_config(modbus(transport="tcp", device="", host="192.168.1.50:5020", map="sdm630"))
+    assert config.sensor.host_port == ("192.168.1.50", 5020)
+    assert config.sensor.register_map.power_register == 0x0034
+    assert parse_config(modbus(transport="tcp", host="[fd00::5]:502")).sensor.host_port == ("fd00::5", 502)
+
+
+def test_modbus_custom_map_comes_from_the_registers_table():
+    config = parse_config(
+        modbus(
+            map="custom",
+            registers={"import_register": 0x5000, "export_register": 0x5004, "data_type": "uint32",
+                       "energy_scale_wh": 10.0, "function": "holding"},
+        )
+    )  # fmt: skip
+    regs = config.sensor.register_map
+    assert (regs.import_register, regs.export_register, regs.data_type) == (0x5000, 0x5004, "uint32")
+    assert regs.power_register is None
+
+
+@pytest.mark.parametrize(("sensor", "message"), [
+    ({"device": ""}, r"sensor.modbus.device = '': transport rtu needs the serial device"),
+    ({"device": "ttyUSB0"}, r"sensor.modbus.device = 'ttyUSB0': transport rtu needs the serial device"),
+    ({"unit_id": 0}, r"sensor.modbus.unit_id = 0 is not a Modbus unit id; expected 1..247"),
+    ({"unit_id": 248}, r"sensor.modbus.unit_id = 248 is not a Modbus unit id; expected 1..247"),
+    ({"transport": "tcp", "host": "meter.lan"}, r"sensor.modbus.host = 'meter.lan': transport tcp needs .* host:port"),
+    ({"transport": "tcp", "host": ":502"}, r"sensor.modbus.host = ':502': transport tcp needs"),
+    ({"transport": "tcp", "host": "meter:99999"}, r"sensor.modbus.host's port = 99999 is not a TCP port"),
+    ({"transport": "udp"}, r"sensor.modbus.transport = 'udp' is not valid; expected one of \['rtu', 'tcp'\]"),
+    ({"map": "sdm999"}, r"sensor.modbus.map = 'sdm999' is not a known register map; expected one of "
+                        r"\['sdm120', 'sdm630', 'custom'\]"),
+    ({"map": "custom"}, r'sensor.modbus.map = "custom" needs a \[sensor.modbus.registers\] table'),
+    ({"registers": {"import_register": 1, "export_register": 2}}, r"only read with sensor.modbus.map = \"custom\""),
+    ({"map": "custom", "registers": {"import_register": 1}}, r"missing key sensor.modbus.registers.export_register"),
+    ({"map": "custom", "registers": {"import_register": 1, "export_register": 1}},
+     r"import_register and export_register are both 1"),
+    ({"map": "custom", "registers": {"import_register": 1, "export_register": 3, "data_type": "float64"}},
+     r"sensor.modbus.registers.data_type = 'float64' is not valid"),
+    ({"baudrate": 9601}, r"sensor.modbus.baudrate = 9601 is not a Modbus baud rate"),
+    ({"parity": "X"}, r"sensor.modbus.parity = 'X' is not valid"),
+    ({"timeout_seconds": 0}, r"sensor.modbus.timeout_seconds = 0.0 must be greater than 0"),
+    ({"wrap_kwh": -1}, r"sensor.modbus.wrap_kwh = -1.0 must be 0"),
+    ({"unit": 1}, r"unknown key sensor.modbus.unit; expected one of"),
+])  # fmt: skip
+def test_bad_modbus_settings_are_named_with_what_was_expected(sensor, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(modbus(**sensor))
+
+
+def test_modbus_needs_the_installations_capacity():
+    raw = modbus()
+    del raw["meter"]["capacity_watts"]
+    with pytest.raises(ConfigError, match=r"meter.capacity_watts is required for sensor 'modbus'"):
+        parse_config(raw)
+
+
+def test_s0_import_pin_must_differ_from_the_export_pin():
+    with pytest.raises(ConfigError, match=r"sensor.s0.import_pin = 17 is already used by sensor.s0.pin"):
+        parse_config(s0(import_pin=17))
+    with pytest.raises(ConfigError, match=r"sensor.s0.import_pin = 40 is not a GPIO pin"):
+        parse_config(s0(import_pin=40))
+    assert parse_config(s0(import_pin=27)).sensor.import_pin == 27
+
+
+def test_unknown_house_profile_is_named_with_the_choices():
+    raw = {"meter": {"sensor": "simulated"}, "sensor": {"simulated": {"house_profile": "office"}}}
+    with pytest.raises(
+        ConfigError,
+        match=r"sensor.simulated.house_profile = 'office' is not valid; expected one of "
+        r"\['flat', 'household'\]",
+    ):
+        parse_config(raw)
+
+
+def test_max_import_watts_must_be_positive():
+    raw = {"meter": {"sensor": "simulated", "max_import_watts": 0}}
+    with pytest.raises(ConfigError, match=r"meter.max_import_watts = 0.0 must be greater than 0"):
+        parse_config(raw)
+
+
+def buy(**keys) -> dict:
+    return {"meter": {"sensor": "simulated"}, "buy": keys}
+
+
+def test_automatic_buying_loads_with_its_cap_and_daily_budget_in_token_units():
+    config = parse_config(buy(auto=True, max_price_per_kwh="0.25", daily_budget="5"))
+    assert config.buy.auto is True
+    assert config.buy.max_price_units == 25 * 10**16
+    assert config.buy.daily_budget_units == 5 * 10**18
+    assert parse_config(buy()).buy.auto is False  # off unless the owner asks for it
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"max_price_per_kwh": "-1"}, r"buy.max_price_per_kwh = '-1' must be a token amount >= 0"),
+        ({"max_price_per_kwh": -0.5}, r"buy.max_price_per_kwh = -0.5 must be a token amount >= 0"),
+        ({"daily_budget": "-3"}, r"buy.daily_budget = '-3' must be a token amount >= 0"),
+        ({"auto": "yes"}, r"buy.auto = 'yes' must be true or false"),
+        ({"auto": True, "daily_budget": "5"}, r"buy.auto = true needs buy.max_price_per_kwh > 0 \(it is 0\)"),
+        ({"auto": True, "max_price_per_kwh": "1"}, r"buy.auto = true needs buy.daily_budget > 0 \(it is 0\)"),
+        ({"daily_budget": "1e-19"}, r"buy.daily_budget = '1e-19' must be a token amount >= 0 with at most 18"),
+    ],
+)
+def test_bad_buying_settings_are_named_with_the_value(keys, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(buy(**keys))

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from heliogrid_agent.meter import UWH_PER_KWH, UWH_PER_WH, Meter
-from heliogrid_agent.sensors.base import Reading
+from heliogrid_agent.meter import UWH_PER_KWH, UWH_PER_WH, Baseline, Meter
+from heliogrid_agent.sensors.base import Reading, Totals
 
 
 def run(meter: Meter, watts: float, seconds: float, interval: float, start: float = 0.0) -> float:
@@ -131,3 +131,59 @@ def test_counted_energy_beyond_capacity_is_rejected_but_one_count_of_quantisatio
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError, match=r"capacity_watts = 0 must be greater than 0"):
         Meter(capacity_watts=0)
+
+
+def totals(export_kwh: float, import_kwh: float | None = 0.0, wrap_kwh: float | None = None) -> Reading:
+    return Reading(
+        0.0,
+        totals=Totals(
+            export_wh=export_kwh * 1000,
+            import_wh=None if import_kwh is None else import_kwh * 1000,
+            resolution_wh=10,
+            wrap_wh=None if wrap_kwh is None else wrap_kwh * 1000,
+        ),
+    )
+
+
+def test_meter_registers_credit_their_difference_and_keep_the_baseline_on_a_bad_reading():
+    meter = Meter(capacity_watts=3000, max_gap_seconds=15)
+    assert meter.add(totals(100.0, 10.0), 0.0).reason == "baseline"
+    assert meter.add(totals(math.nan, 10.0), 3600.0).reason == "nan"
+    sample = meter.add(totals(101.5, 12.25), 7200.0)  # two hours after the baseline, one after the NaN
+    assert (sample.delta_uwh, sample.import_delta_uwh) == (1500 * UWH_PER_WH, 2250 * UWH_PER_WH)
+    assert sample.baseline_changed
+    assert meter.baseline == Baseline(101_500 * UWH_PER_WH, 12_250 * UWH_PER_WH, 7200.0)
+
+
+def test_meter_register_delta_above_capacity_since_the_baseline_is_rejected():
+    meter = Meter(capacity_watts=1000, tolerance_percent=0, max_gap_seconds=15)
+    meter.add(totals(5.0), 0.0)
+    assert meter.add(totals(6.5), 3600.0).reason == "over_capacity"  # 1.5 kWh in an hour from 1 kW
+    assert meter.add(totals(6.5), 5400.0).accepted  # 1.5 kWh in 1.5 h is possible
+    assert meter.total_uwh == 1500 * UWH_PER_WH
+
+
+def test_meter_register_roll_over_with_an_implausible_delta_is_a_reset_not_a_credit():
+    meter = Meter(capacity_watts=3000, max_gap_seconds=15)
+    meter.add(totals(500.0, wrap_kwh=100000), 0.0)
+    sample = meter.add(totals(0.2, wrap_kwh=100000), 3600.0)  # across the wrap this would be 99 500 kWh
+    assert (sample.reason, sample.event) == ("reset", "reset")
+    assert meter.total_uwh == 0
+
+
+def test_meter_an_import_register_reset_rebaselines_both_registers():
+    meter = Meter(capacity_watts=3000, max_gap_seconds=15)
+    meter.add(totals(10.0, 50.0), 0.0)
+    assert meter.add(totals(10.5, 0.0), 3600.0).reason == "reset"
+    meter.add(totals(10.7, 0.3), 7200.0)
+    assert (meter.total_uwh, meter.imported_uwh) == (200 * UWH_PER_WH, 300 * UWH_PER_WH)
+
+
+def test_meter_import_power_is_integrated_and_rejected_above_the_import_limit():
+    meter = Meter(capacity_watts=1000, tolerance_percent=0, max_gap_seconds=15, max_import_watts=2000)
+    meter.add(Reading(0.0, import_watts=1800.0), 0.0)
+    for t in range(5, 3605, 5):
+        assert meter.add(Reading(0.0, import_watts=1800.0), float(t)).accepted
+    assert meter.imported_uwh == 1800 * UWH_PER_WH
+    assert meter.add(Reading(0.0, import_watts=2100.0), 3610.0).reason == "over_capacity"
+    assert meter.add(Reading(0.0, import_watts=-1.0), 3615.0).reason == "negative"

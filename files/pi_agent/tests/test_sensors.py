@@ -179,3 +179,99 @@ def test_mock_pin_factory_is_selected_like_a_real_one():
     assert make_pin_factory("default") is None
     with pytest.raises(ValueError, match=r"unknown pin factory 'x'"):
         make_pin_factory("x")
+
+
+def test_s0_with_two_inputs_counts_import_and_export_apart(mock_factory, clock):
+    sensor = S0Sensor(S0Config(pin=17, import_pin=27, impulses_per_kwh=1000), clock, pin_factory=mock_factory)
+    pulse(mock_factory, 17, 40, clock, every=1.0)  # 40 Wh out
+    pulse(mock_factory, 27, 7, clock, every=2.0)  # 7 Wh in, one every 2 s = 1800 W
+    reading = sensor.read()
+    assert (reading.energy_uwh, reading.import_uwh) == (40 * UWH_PER_WH, 7 * UWH_PER_WH)
+    assert reading.import_watts == pytest.approx(1800.0)
+    pulse(mock_factory, 27, 3)
+    reading = sensor.read()
+    assert (reading.energy_uwh, reading.import_uwh) == (0, 3 * UWH_PER_WH)
+    assert (sensor.pulses, sensor.import_pulses) == (40, 10)
+    sensor.close()
+
+
+def test_s0_with_two_inputs_through_the_meter_keeps_both_counters_exact(mock_factory, clock):
+    sensor = S0Sensor(S0Config(pin=17, import_pin=27, impulses_per_kwh=800), clock, pin_factory=mock_factory)
+    meter = Meter(capacity_watts=3000, max_gap_seconds=15, max_import_watts=10000)
+    meter.add(sensor.read(), clock.monotonic())
+    for _ in range(10):
+        pulse(mock_factory, 17, 3)
+        pulse(mock_factory, 27, 5)
+        clock.advance(5)
+        assert meter.add(sensor.read(), clock.monotonic()).accepted
+    assert meter.total_uwh == 30 * 1_250_000  # 800 imp/kWh: 1.25 Wh (1 250 000 µWh) a pulse
+    assert meter.imported_uwh == 50 * 1_250_000
+
+
+def test_s0_with_one_input_sees_no_import(mock_factory, clock):
+    sensor = S0Sensor(S0Config(pin=17), clock, pin_factory=mock_factory)
+    pulse(mock_factory, 17, 2)
+    reading = sensor.read()
+    assert reading.import_uwh is None
+    assert reading.import_watts is None
+    assert sensor.import_pulses is None
+    sensor.close()
+
+
+def test_s0_import_pulses_beyond_the_homes_fuse_are_rejected(mock_factory, clock):
+    sensor = S0Sensor(S0Config(pin=17, import_pin=27, impulses_per_kwh=1000), clock, pin_factory=mock_factory)
+    meter = Meter(capacity_watts=3000, max_gap_seconds=15, max_import_watts=1000, tolerance_percent=0)
+    meter.add(sensor.read(), clock.monotonic())
+    pulse(mock_factory, 27, 3)  # 3 Wh in 5 s is 2160 W, above the 1000 W limit
+    clock.advance(5)
+    sample = meter.add(sensor.read(), clock.monotonic())
+    assert sample.reason == "over_capacity"
+    assert meter.imported_uwh == 0
+
+
+def simulated_day(clock, **options) -> tuple[int, int]:
+    """Export and import (µWh) of a simulated home over one day from midnight, sampled every minute."""
+    config = SimulatedConfig(noise=0.05, seed=3, **options)
+    clock.advance(-(clock.time() % 86400))
+    sim = SimulatedInstallation(config, clock)
+    meter = Meter(capacity_watts=config.capacity_watts, max_gap_seconds=120)
+    meter.add(sim.read(), clock.monotonic())
+    for _ in range(24 * 60):
+        clock.advance(60)
+        meter.add(sim.read(), clock.monotonic())
+    return meter.total_uwh, meter.imported_uwh
+
+
+def test_a_household_with_a_small_load_is_a_net_producer(clock):
+    exported, imported = simulated_day(clock, house_profile="household", house_watts=150)
+    assert imported > 0  # the evening peak and the night still come from the grid
+    assert exported > imported
+
+
+def test_a_household_with_a_large_load_is_a_net_consumer(clock):
+    exported, imported = simulated_day(clock, house_profile="household", house_watts=600)
+    assert exported > 0  # around noon the panels still beat the load
+    assert imported > exported
+
+
+def test_the_household_profile_peaks_morning_and_evening_and_keeps_its_daily_mean():
+    from heliogrid_agent.sensors.simulated import house_profile
+
+    day = [house_profile("household", m / 60) for m in range(24 * 60)]
+    assert sum(day) / len(day) == pytest.approx(1.0)
+    assert house_profile("household", 19.0) > house_profile("household", 7.5) > house_profile("household", 3.0)
+    assert house_profile("household", 13.0) < 1.0
+    assert house_profile("flat", 19.0) == 1.0
+
+
+def test_simulated_import_and_export_are_never_both_positive(clock):
+    sim = SimulatedInstallation(SimulatedConfig(house_profile="household", house_watts=400, seed=5), clock)
+    for _ in range(24 * 12):
+        clock.advance(300)
+        reading = sim.read()
+        assert reading.watts >= 0
+        assert reading.import_watts >= 0
+        assert reading.watts == 0 or reading.import_watts == 0
+        if reading.produced_watts == 0:  # at night everything the house uses is imported
+            assert reading.watts == 0
+            assert reading.import_watts > 0

@@ -61,3 +61,19 @@ def test_pause_state_persists(tmp_path):
     store = Store(tmp_path / "agent.db")
     store.set_selling_paused(True)
     assert Store(tmp_path / "agent.db").selling_paused()
+
+
+def test_import_counter_and_meter_baseline_are_committed_with_the_export_counter(tmp_path):
+    from heliogrid_agent.meter import Baseline
+
+    store = Store(tmp_path / "agent.db")
+    assert store.imported_uwh() == 0
+    assert store.register_baseline() is None
+    base = Baseline(export_uwh=7_000_000, import_uwh=3_000_000, at=12.5)
+    store.record_sample(1_000, 1_000, "2025-06-01", 12.5, imported_uwh=4_000, import_delta_uwh=4_000, baseline=base)
+    store.record_sample(1_000, 0, "2025-06-01", 13.0, imported_uwh=6_000, import_delta_uwh=2_000)
+    store.close()
+    again = Store(tmp_path / "agent.db")
+    assert again.imported_uwh() == 6_000
+    assert again.day_imported_uwh("2025-06-01") == 6_000
+    assert again.register_baseline() == base

@@ -339,3 +339,64 @@ def test_form_post_is_refused(ui, owner):
 ])  # fmt: skip
 def test_only_lan_clients_are_served(host, lan):
     assert is_lan(host) is lan
+
+
+# -- automatic buying ------------------------------------------------------------------------------------
+@pytest.fixture
+def auto_buyer(ui):
+    from heliogrid_agent.autobuy import AutoBuyer
+
+    _server, agent, _chain, _code = ui
+    return AutoBuyer(agent.reporter, available=True, daily_budget=5 * 10**18)
+
+
+@pytest.mark.parametrize("csrf", ["no session", None, "wrong"])
+def test_switching_auto_buy_without_the_owners_session_and_csrf_token_changes_nothing(ui, owner, auto_buyer, csrf):
+    server, agent, _chain, _code = ui
+    client = Client(server.port) if csrf == "no session" else owner
+    if csrf != "no session":
+        client.csrf = csrf
+    status, _body = client.post("/api/auto-buy", {"on": False})
+    assert status == (401 if csrf == "no session" else 403)
+    assert auto_buyer.enabled
+    assert agent.status()["auto_buy"]["enabled"] is True
+
+
+def test_the_owner_switches_auto_buy_off_and_on_and_the_setting_is_kept_in_the_store(ui, owner, auto_buyer):
+    from heliogrid_agent.autobuy import AutoBuyer
+
+    _server, agent, _chain, _code = ui
+    assert owner.post("/api/auto-buy", {"on": False}) == (200, {"auto_buy": False})
+    assert not auto_buyer.enabled
+    # a restarted agent reads it from the database
+    assert not AutoBuyer(agent.reporter, available=True, daily_budget=1).enabled
+    assert owner.post("/api/auto-buy", {"on": "yes"})[0] == 400
+    assert owner.post("/api/auto-buy", {"on": True})[0] == 200
+    assert agent.status()["auto_buy"]["enabled"] is True
+
+
+def test_auto_buy_off_in_the_configuration_cannot_be_switched_on_from_the_page(ui, owner):
+    from heliogrid_agent.autobuy import AutoBuyer
+
+    _server, agent, _chain, _code = ui
+    AutoBuyer(agent.reporter, available=False, daily_budget=0)
+    status, body = owner.post("/api/auto-buy", {"on": True})
+    assert status == 409
+    assert "buy.auto = false" in body["error"]
+    assert agent.status()["auto_buy"]["enabled"] is False
+
+
+def test_status_shows_imported_bought_spent_and_uncovered_kwh(ui, auto_buyer):
+    server, agent, _chain, _code = ui
+    auto_buyer.set_enabled(False)  # nothing bought: the figures come from the import alone
+    agent.imported_uwh = lambda: 10**9 // 2
+    agent.reporter.step(agent._imported())  # the baseline: 0 whole kWh
+    agent.imported_uwh = lambda: 3 * 10**9 + 10**8
+    agent.reporter.step(agent._imported())
+    status, body = Client(server.port).get("/api/status")
+    assert status == 200
+    auto = body["auto_buy"]
+    assert auto["imported_kwh"] == pytest.approx(3.1)
+    assert (auto["bought_kwh"], auto["tokens_spent"], auto["uncovered_kwh"]) == (0, "0", 3)
+    assert auto["daily_budget"] == str(5 * 10**18)
+    assert auto["waiting"] == "automatic buying is off"

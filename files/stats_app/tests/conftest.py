@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from heliogrid_testing.ethstats_credentials import credentials_dir
-from heliogrid_testing.stats_chain import Market, SharedChain, deploy, trade
+from heliogrid_testing.stats_chain import Market, SharedChain, deploy, trade, trade_market
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
@@ -25,7 +25,9 @@ def shared_chain() -> SharedChain:
     deployed = market.tester.take_snapshot()
     trading = trade(market)
     traded = market.tester.take_snapshot()
-    return SharedChain(market, deployed, traded, trading)
+    market_trading = trade_market(market, trading)
+    marketed = market.tester.take_snapshot()
+    return SharedChain(market, deployed, traded, trading, marketed, market_trading)
 
 
 @pytest.fixture
@@ -45,6 +47,13 @@ def trading(shared_chain: SharedChain, market: Market) -> dict:
     """The chain after `trade`."""
     market.revert(shared_chain.traded)
     return shared_chain.trading
+
+
+@pytest.fixture
+def market_trading(shared_chain: SharedChain, market: Market) -> dict:
+    """The chain after `trade` and `trade_market`: meters buying, a cancel, two days of trades."""
+    market.revert(shared_chain.marketed)
+    return shared_chain.market_trading
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_reorg_replaces_events_of_abandoned_blocks(client, sync, market, trading
 def test_summary_holds_every_section_of_the_page(client, sync, trading):
     sync()
     summary = client.get("/api/v1/summary").json()
-    assert set(summary) == {"network", "nodes", "energy", "top_producers", "meters", "recent_sales", "hourly"}
+    assert set(summary) == {"network", "nodes", "energy", "top_producers", "meters", "recent_sales", "hourly", "market"}
     assert len(summary["meters"]) == 3
     assert summary["energy"] == client.get("/api/v1/energy").json()
 
@@ -197,6 +197,10 @@ def test_openapi_describes_the_api(client):
         "/api/v1/producers/top",
         "/api/v1/sales",
         "/api/v1/production/hourly",
+        "/api/v1/market",
+        "/api/v1/market/depth",
+        "/api/v1/market/offers",
+        "/api/v1/market/prices",
     ):
         assert "get" in spec["paths"][path]
     assert "Summary" in spec["components"]["schemas"]

@@ -39,6 +39,8 @@ def test_bad_inputs_fail_with_clear_messages_before_any_change(host):
         "LED on the S0 pin": "pi_agent_led_pin is '17', expected null or a free BCM GPIO number",
         "simulated size contradicts capacity": "must be positive and equal pi_agent_capacity_watts (1200 W",
         "no deployment record": "does not exist on the controller",
+        "Modbus meter without its serial device": "pi_agent_modbus_device is '', expected the RS-485 adapter's serial",
+        "Modbus unit id out of range": "pi_agent_modbus_unit_id is '0', expected the meter's Modbus address 1..247",
     }
     assert set(messages) == set(expected)
     for case, fragment in expected.items():

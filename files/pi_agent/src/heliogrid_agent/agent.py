@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from heliogrid_agent.clock import Clock, SystemClock
@@ -31,6 +32,7 @@ class Agent:
         reporter: Reporter | None = None,
         clock: Clock | None = None,
         metrics: AgentMetrics | None = None,
+        imported_uwh: Callable[[], int | None] | None = None,
     ) -> None:
         self.config = config
         self.sensor = sensor
@@ -38,11 +40,17 @@ class Agent:
         self.reporter = reporter
         self.clock = clock or SystemClock()
         self.metrics = metrics or AgentMetrics()
+        # The home's cumulative import in micro-Wh, for automatic buying: by default the meter's total as committed to
+        # the store, so a kWh is bought only once its import is durable.
+        self.imported_uwh = imported_uwh if imported_uwh is not None else store.imported_uwh
         self.meter = Meter(
             config.meter.capacity_watts,
             config.meter.tolerance_percent,
             config.max_gap_seconds,
             total_uwh=store.total_uwh(),
+            imported_uwh=store.imported_uwh(),
+            max_import_watts=config.meter.max_import_watts,
+            baseline=store.register_baseline(),
         )
         self.last_reading: Reading | None = None
         self.report_due = threading.Event()
@@ -52,6 +60,7 @@ class Agent:
         if reporter is not None:
             reporter.adopt_total = self.adopt_total
         self.metrics.exported_wh.set(self.meter.total_wh)
+        self.metrics.imported_wh.set(self.meter.imported_wh)
         self.metrics.paused.set(1 if store.selling_paused() else 0)
 
     # -- sampling ----------------------------------------------------------------------------------------
@@ -62,23 +71,58 @@ class Agent:
                 reading = self.sensor.read()
             except OSError as exc:
                 sample = self.meter.fail(now)
-                log.warning("sensor read failed: %s", exc, extra={"event": "sensor_error"})
+                error = getattr(exc, "reason", "io_error")
+                self.metrics.sensor_errors.labels(error).inc()
+                log.warning("sensor read failed (%s): %s", error, exc, extra={"event": "sensor_error", "reason": error})
                 reading = None
             else:
-                sample = self.meter.add(reading, now)
+                sample = self.meter.add(reading, now, wall)
                 self.last_reading = reading
-            if sample.delta_uwh:
-                # The counter is on disk before anything can report it.
-                self.store.record_sample(sample.total_uwh, sample.delta_uwh, local_day(wall), wall)
+            if sample.delta_uwh or sample.import_delta_uwh or sample.baseline_changed:
+                # The counters (and the meter's baseline) are on disk before anything can report them.
+                self.store.record_sample(
+                    sample.total_uwh,
+                    sample.delta_uwh,
+                    local_day(wall),
+                    wall,
+                    imported_uwh=sample.imported_uwh,
+                    import_delta_uwh=sample.import_delta_uwh,
+                    baseline=self.meter.baseline if sample.baseline_changed else None,
+                )
         m = self.metrics
         m.last_sample.set(wall)
+        if sample.event:
+            m.meter_events.labels(sample.event).inc()
+            log.warning(
+                "meter register %s: %s",
+                sample.event,
+                {
+                    "wrap": "it rolled over; the energy across the roll-over is credited",
+                    "reset": "it went down; re-baselined, the interval since the last reading is not credited",
+                    "rebaseline": "it jumped beyond the capacity and stayed there; re-baselined, nothing credited",
+                }[sample.event],
+                extra={"event": "meter_" + sample.event},
+            )
         if sample.accepted:
             m.samples.inc()
             m.power_watts.set(sample.watts)
             m.exported_wh.set(sample.total_uwh / UWH_PER_WH)
+            m.imported_wh.set(sample.imported_uwh / UWH_PER_WH)
+            m.import_watts.set(self.meter.import_watts or 0.0)
         elif sample.bad:
             m.rejected.labels(sample.reason).inc()
-            if sample.reason != "sensor_error":
+            if sample.reason != "sensor_error" and reading is not None and reading.totals is not None:
+                t = reading.totals
+                log.warning(
+                    "rejected meter registers export %r Wh, import %r Wh, power %r W: %s (baseline kept: %s)",
+                    t.export_wh,
+                    t.import_wh,
+                    sample.watts,
+                    sample.reason,
+                    self.meter.baseline,
+                    extra={"event": "bad_reading", "reason": sample.reason},
+                )
+            elif sample.reason != "sensor_error":
                 log.warning(
                     "rejected reading %r W: %s (capacity %s W)",
                     sample.watts,
@@ -166,13 +210,33 @@ class Agent:
         while not self._stop.is_set():
             self.report_due.clear()
             try:
-                self.reporter.step()
+                self.reporter.step(self._imported())
                 if self.reporter.status.node_up and time.monotonic() >= balances_due:
                     self.reporter.refresh_balances()
                     balances_due = time.monotonic() + 15
             except Exception:
                 log.exception("reporter step failed", extra={"event": "reporter_crash"})
             self.report_due.wait(poll)
+
+    def _imported(self) -> int | None:
+        if self.imported_uwh is None:
+            return None
+        try:
+            return self.imported_uwh()
+        except Exception:
+            log.exception("reading the imported energy failed", extra={"event": "import_read_error"})
+            return None
+
+    @property
+    def auto_buyer(self) -> Any | None:
+        return None if self.reporter is None else self.reporter.auto_buyer
+
+    def set_auto_buy(self, on: bool) -> None:
+        if self.auto_buyer is None:
+            raise ValueError("automatic buying needs the chain (chain.enabled = true)")
+        self.auto_buyer.set_enabled(on)
+        if on:
+            self.report_due.set()
 
     # -- what the UI shows -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -184,6 +248,9 @@ class Agent:
             "produced_watts": reading.produced_watts if reading else None,
             "capacity_watts": self.meter.capacity_watts,
             "exported_wh": self.meter.total_wh,
+            "imported_wh": self.meter.imported_wh,
+            "import_watts": self.meter.import_watts,
+            "today_imported_kwh": self.store.day_imported_uwh(local_day(wall)) / 10**9,
             "today_kwh": self.store.day_uwh(local_day(wall)) / 10**9,
             "selling_paused": self.store.selling_paused(),
             "transactions": [
@@ -216,4 +283,6 @@ class Agent:
                 "low": s.gas_low,
             }
             out["reports"] = {"reverts_in_a_row": s.reverts_in_a_row, "next_report_at": s.next_report_at}
+            if self.reporter.auto_buyer is not None:
+                out["auto_buy"] = self.reporter.auto_buyer.status()
         return out

@@ -76,12 +76,26 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class OfferEvent:
+    """One of the market's offer events, as the agent's offer book reads them (eth_getLogs)."""
+
+    kind: str  # created | purchased | cancelled
+    offer_id: int
+    block: int
+    seller: str = ""  # created only
+    meter: str = ""  # created only
+    kwh: int = 0  # created: offered; purchased: bought
+    price_per_kwh: int = 0  # created only
+
+
+@dataclass(frozen=True)
 class Deployment:
     chain_id: int
     market_address: str
     market_abi: list[dict[str, Any]]
     token_address: str | None
     token_abi: list[dict[str, Any]]
+    market_block: int = 0  # where the market's events start (the record's market.block)
 
 
 def load_deployment(path: str | Path) -> Deployment:
@@ -102,13 +116,21 @@ def load_deployment(path: str | Path) -> Deployment:
             f"deployment record {path} lacks {exc}; expected chainId, market.address and market.abi"
         ) from None
     token = record.get("token") or {}
-    return Deployment(chain_id, market_address, market_abi, token.get("address"), token.get("abi") or ERC20_ABI)
+    try:
+        market_block = int(market.get("block") or 0)
+    except (TypeError, ValueError):
+        block = market.get("block")
+        raise DeploymentError(f"deployment record {path}: market.block = {block!r} is not a block number") from None
+    return Deployment(
+        chain_id, market_address, market_abi, token.get("address"), token.get("abi") or ERC20_ABI, market_block
+    )
 
 
 class Chain(Protocol):
     """What the reporter and the UI need from the chain. Every method may raise NodeUnavailable."""
 
     market_address: str
+    market_block: int
 
     def chain_id(self) -> int: ...
     def block_number(self) -> int: ...
@@ -128,6 +150,9 @@ class Chain(Protocol):
     def allowance(self, owner: str, spender: str) -> int: ...
     def get_offer(self, offer_id: int) -> Offer: ...
     def next_offer_id(self) -> int: ...
+    def head(self) -> tuple[int, str]: ...
+    def block_hash(self, number: int) -> str | None: ...
+    def offer_events(self, from_block: int, to_block: int) -> list[OfferEvent]: ...
     def report_call(self, total_wh: int) -> dict[str, Any]: ...
     def approve_call(self, spender: str, amount: int) -> dict[str, Any]: ...
     def buy_call(self, offer_id: int, kwh: int) -> dict[str, Any]: ...
@@ -151,6 +176,7 @@ class Web3Chain:
         self.deployment = deployment
         self.market_address = Web3.to_checksum_address(deployment.market_address)
         self.market = self.w3.eth.contract(address=self.market_address, abi=deployment.market_abi)
+        self.market_block = deployment.market_block
         self._token: Any | None = None
         # A market deployed before the report window existed has none (its record's ABI lacks it).
         self._has_report_window = any(e.get("name") == "maxReportSeconds" for e in deployment.market_abi)
@@ -249,6 +275,50 @@ class Web3Chain:
 
     def next_offer_id(self) -> int:
         return int(self._guard(self.market.functions.nextOfferId().call))
+
+    def head(self) -> tuple[int, str]:
+        block = self._guard(self.w3.eth.get_block, "latest")
+        return int(block["number"]), block["hash"].to_0x_hex()
+
+    def block_hash(self, number: int) -> str | None:
+        from web3.exceptions import BlockNotFound
+
+        try:
+            return self._guard(self.w3.eth.get_block, number)["hash"].to_0x_hex()
+        except BlockNotFound:
+            return None
+
+    def offer_events(self, from_block: int, to_block: int) -> list[OfferEvent]:
+        """The market's OfferCreated, EnergyPurchased and OfferCancelled events in a block range, in chain order."""
+        decoders = {}
+        for name in ("OfferCreated", "EnergyPurchased", "OfferCancelled"):
+            event = getattr(self.market.events, name)()
+            decoders[event.topic] = event
+        logs = self._guard(
+            self.w3.eth.get_logs,
+            {
+                "address": self.market_address,
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [list(decoders)],
+            },
+        )
+        events = []
+        for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            topic = entry["topics"][0]
+            topic = topic.to_0x_hex() if hasattr(topic, "to_0x_hex") else str(topic)
+            decoded = decoders[topic].process_log(entry)
+            a, block = decoded["args"], int(entry["blockNumber"])
+            if decoded["event"] == "OfferCreated":
+                events.append(
+                    OfferEvent("created", int(a["offerId"]), block, a["seller"], a["meter"], int(a["kWh"]),
+                               int(a["pricePerKWh"]))
+                )  # fmt: skip
+            elif decoded["event"] == "EnergyPurchased":
+                events.append(OfferEvent("purchased", int(a["offerId"]), block, kwh=int(a["kWh"])))
+            else:
+                events.append(OfferEvent("cancelled", int(a["offerId"]), block))
+        return events
 
     def report_call(self, total_wh: int) -> dict[str, Any]:
         return {"to": self.market_address, "data": self.market.encode_abi("reportProduction", [total_wh])}

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run(config: AgentConfig) -> int:
+def run(config: AgentConfig, imported_uwh: Callable[[], int | None] | None = None) -> int:
+    """Run the agent until stopped. ``imported_uwh`` gives the home's cumulative import (micro-Wh) for
+    automatic buying; without it the meter's import as committed to the store is used."""
     from heliogrid_agent.agent import Agent
+    from heliogrid_agent.autobuy import AutoBuyer
     from heliogrid_agent.clock import SystemClock
     from heliogrid_agent.indicators import PauseButton, SaleLed
     from heliogrid_agent.logs import setup_logging
@@ -120,7 +124,8 @@ def run(config: AgentConfig) -> int:
                 max_buy_price_per_kwh=config.buy.max_price_units,
                 clock=clock, metrics=metrics,
             )  # fmt: skip
-        agent = Agent(config, sensor, store, reporter, clock, metrics)
+            AutoBuyer(reporter, available=config.buy.auto, daily_budget=config.buy.daily_budget_units)
+        agent = Agent(config, sensor, store, reporter, clock, metrics, imported_uwh=imported_uwh)
         if config.gpio.led_pin is not None and reporter is not None:
             led = SaleLed(config.gpio.led_pin, config.gpio.led_blinks, pin_factory)
             reporter.on_sale = led.sale

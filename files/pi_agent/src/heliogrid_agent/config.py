@@ -15,13 +15,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-SENSORS = ("s0", "mcp3xxx", "simulated")
+SENSORS = ("s0", "mcp3xxx", "simulated", "modbus")
 # The MCP3xxx ADCs the agent reads, with their number of input channels. The pi_agent role checks its inputs
 # against the same file (roles/pi_agent/vars/main.yml).
 MCP_CHIPS: dict[str, int] = json.loads(files("heliogrid_agent").joinpath("mcp_chips.json").read_text())
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 # BCM numbers of the GPIO lines on the 40-pin header of every Pi since the B+.
 GPIO_PINS = range(0, 28)
+HOUSE_PROFILES = ("flat", "household")
 LOG_TARGETS = ("auto", "journal", "stderr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 TOKEN_DECIMALS = 18  # EnergyToken is a plain OpenZeppelin ERC-20
@@ -33,7 +34,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class S0Config:
-    pin: int
+    pin: int  # the export input
+    import_pin: int | None = None  # the import input of a meter with two S0 outputs; None: export only
     impulses_per_kwh: int = 1000
     pull_up: bool = True  # S0 outputs are open collector: the pin idles high and a pulse pulls it low
     bounce_ms: float = 0.0
@@ -58,6 +60,7 @@ class SimulatedConfig:
     sunset_hour: float = 20.0
     noise: float = 0.05  # relative standard deviation of production and consumption
     house_watts: float = 150.0  # mean house consumption, subtracted from production
+    house_profile: str = "flat"  # flat | household (morning and evening peaks); the daily mean is house_watts
     utc_offset_hours: float = 0.0
     time_scale: float = 1.0  # how fast the day curve turns (energy is always power x real time)
     clear_sky: bool = False  # True: noon all day (the lab, when it needs energy at any hour)
@@ -69,12 +72,78 @@ class SimulatedConfig:
 
 
 @dataclass(frozen=True)
+class RegisterMap:
+    """Where a Modbus meter keeps its cumulative import and export active energy and its power."""
+
+    import_register: int
+    export_register: int
+    power_register: int | None = None  # None: the page shows no power
+    data_type: str = "float32"  # float32 | uint32 | int32 | uint16
+    word_order: str = "big"  # big: the high word first (Eastron's IEEE 754 floats)
+    function: str = "input"  # input (code 04) | holding (code 03)
+    energy_scale_wh: float = 1000.0  # Wh per register unit (1000: the register counts kWh)
+    power_scale_watts: float = 1.0  # W per register unit
+    export_power_negative: bool = True  # Eastron's power is import minus export: export reads negative
+    resolution_wh: float = 10.0  # the register's step (0.01 kWh on an Eastron display)
+
+
+# The Eastron SDM meters' input registers (function 04, IEEE 754 float32, high word first), as in Eastron's
+# manuals: SDM120 "Active power" 30013 (0x000C); SDM630 / SDM72 "Total system power" 30053 (0x0034); both
+# "Total import kWh" 30073 (0x0048) and "Total export kWh" 30075 (0x004A) (Eastron SDM72D-M manual V1.5 part 3,
+# and the SDM120/SDM630 register lists of the Home Assistant and Tasmota integrations).
+REGISTER_MAPS: dict[str, RegisterMap] = {
+    "sdm120": RegisterMap(import_register=0x0048, export_register=0x004A, power_register=0x000C),
+    "sdm630": RegisterMap(import_register=0x0048, export_register=0x004A, power_register=0x0034),
+}
+MODBUS_TRANSPORTS = ("rtu", "tcp")
+MODBUS_DATA_TYPES = ("float32", "uint32", "int32", "uint16")
+PARITIES = ("N", "E", "O")
+
+
+@dataclass(frozen=True)
+class ModbusConfig:
+    map: str = "sdm120"  # sdm120 | sdm630 | custom ([sensor.modbus.registers])
+    transport: str = "rtu"  # rtu: RS-485 through a serial adapter | tcp: Modbus TCP (a gateway or a TCP meter)
+    device: str = ""  # rtu: the serial device, e.g. /dev/serial/by-id/usb-FTDI_..-if00-port0 or /dev/ttyUSB0
+    baudrate: int = 9600  # rtu: as set on the meter (SDM120 default 2400; set 9600 on its menu)
+    parity: str = "N"
+    stopbits: int = 1
+    host: str = ""  # tcp: host:port, e.g. 192.168.1.50:502
+    unit_id: int = 1  # the meter's Modbus address, 1..247
+    timeout_seconds: float = 1.0  # one request; a meter that takes longer is "timeout" for that sample
+    retries: int = 1
+    wrap_kwh: float = 0.0  # the value the energy registers roll over to 0 at; 0: never (a total that drops: reset)
+    registers: RegisterMap | None = None  # map = "custom"
+
+    @property
+    def register_map(self) -> RegisterMap:
+        if self.map == "custom":
+            assert self.registers is not None
+            return self.registers
+        return REGISTER_MAPS[self.map]
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.host.rpartition(":") if _has_port(self.host) else (self.host, "", "502")
+        return host.strip("[]"), int(port)
+
+    @property
+    def where(self) -> str:
+        return f"{self.device} unit {self.unit_id}" if self.transport == "rtu" else f"{self.host} unit {self.unit_id}"
+
+
+def _has_port(host: str) -> bool:
+    return host.rpartition(":")[2].isdigit() and (host.count(":") == 1 or host.startswith("["))
+
+
+@dataclass(frozen=True)
 class MeterConfig:
     sensor: str
     interval_seconds: float = 5.0
     capacity_watts: float = 0.0  # derived from the simulated installation when not given
     tolerance_percent: float = 10.0
     max_gap_seconds: float = 0.0  # 0: three intervals
+    max_import_watts: float = 25000.0  # the most the home can draw (its main fuse); import above it is rejected
 
 
 @dataclass(frozen=True)
@@ -125,11 +194,19 @@ class BuyConfig:
     # The most the agent pays per kWh, in tokens (e.g. "1.5"); 0 turns buying off.
     max_price_per_kwh: Decimal = Decimal(0)
     quote_seconds: float = 60.0  # how long a confirmed price stays valid
+    # Buy each whole kWh the home imports from the cheapest offers (the owner can switch it off on the page).
+    auto: bool = False
+    # The most the automatic purchases spend per local day (midnight to midnight), in tokens (e.g. "5").
+    daily_budget: Decimal = Decimal(0)
 
     @property
     def max_price_units(self) -> int:
         """The cap in token base units."""
         return int(self.max_price_per_kwh * 10**TOKEN_DECIMALS)
+
+    @property
+    def daily_budget_units(self) -> int:
+        return int(self.daily_budget * 10**TOKEN_DECIMALS)
 
 
 @dataclass(frozen=True)
@@ -149,7 +226,7 @@ class LogConfig:
 @dataclass(frozen=True)
 class AgentConfig:
     meter: MeterConfig
-    sensor: S0Config | McpConfig | SimulatedConfig
+    sensor: S0Config | McpConfig | SimulatedConfig | ModbusConfig
     chain: ChainConfig = field(default_factory=ChainConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -177,7 +254,12 @@ SECTION_CLASSES: dict[str, type] = {
     "gpio": GpioConfig,
     "log": LogConfig,
 }
-SENSOR_CLASSES: dict[str, type] = {"s0": S0Config, "mcp3xxx": McpConfig, "simulated": SimulatedConfig}
+SENSOR_CLASSES: dict[str, type] = {
+    "s0": S0Config,
+    "mcp3xxx": McpConfig,
+    "simulated": SimulatedConfig,
+    "modbus": ModbusConfig,
+}
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -204,7 +286,7 @@ def parse_config(raw: dict[str, Any]) -> AgentConfig:
         if key not in allowed:
             raise ConfigError(f"unknown section [{key}]; expected one of {sorted(allowed)}")
     if "meter" not in raw:
-        raise ConfigError("missing section [meter] (it names the sensor: meter.sensor = one of s0, mcp3xxx, simulated)")
+        raise ConfigError(f"missing section [meter] (it names the sensor: meter.sensor = one of {', '.join(SENSORS)})")
     sections = {name: _build(cls, name, raw.get(name, {})) for name, cls in SECTION_CLASSES.items()}
     meter: MeterConfig = sections["meter"]
     if meter.sensor not in SENSORS:
@@ -288,6 +370,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of non-empty strings")
         return tuple(v.strip().lower() for v in value)
+    if kind == "RegisterMap | None":
+        return _build(RegisterMap, key, value)
     if kind == "Path":
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key} = {value!r} must be a non-empty path string")
@@ -314,6 +398,7 @@ def _port(key: str, value: int) -> None:
 
 def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> None:
     _positive("meter.interval_seconds", meter.interval_seconds)
+    _positive("meter.max_import_watts", meter.max_import_watts)
     if meter.tolerance_percent < 0:
         raise ConfigError(f"meter.tolerance_percent = {meter.tolerance_percent} must be 0 or more")
     if meter.max_gap_seconds and meter.max_gap_seconds < meter.interval_seconds:
@@ -350,6 +435,9 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
         if sensor.house_watts < 0:
             raise ConfigError(f"sensor.simulated.house_watts = {sensor.house_watts} must be 0 or more")
         _positive("sensor.simulated.time_scale", sensor.time_scale)
+        _one_of("sensor.simulated.house_profile", sensor.house_profile, HOUSE_PROFILES)
+    elif isinstance(sensor, ModbusConfig):
+        _check_modbus(sensor)
     chain: ChainConfig = sections["chain"]
     if not chain.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"chain.rpc_url = {chain.rpc_url!r} must be an http:// or https:// URL")
@@ -378,7 +466,18 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
         raise ConfigError('ui.allowed_hosts = [] would refuse every request; expected ["auto"] and/or host names')
     for key in ("session_hours", "socket_timeout_seconds"):
         _positive(f"ui.{key}", getattr(ui, key))
-    _positive("buy.quote_seconds", sections["buy"].quote_seconds)
+    buy: BuyConfig = sections["buy"]
+    _positive("buy.quote_seconds", buy.quote_seconds)
+    if buy.auto and buy.max_price_per_kwh <= 0:
+        raise ConfigError(
+            f"buy.auto = true needs buy.max_price_per_kwh > 0 (it is {buy.max_price_per_kwh}): the most an automatic "
+            "purchase pays per kWh"
+        )
+    if buy.auto and buy.daily_budget <= 0:
+        raise ConfigError(
+            f"buy.auto = true needs buy.daily_budget > 0 (it is {buy.daily_budget}): the most automatic purchases "
+            'spend per day, in tokens, e.g. "5"'
+        )
     if sections["ui"].recent_transactions < 0:
         raise ConfigError(f"ui.recent_transactions = {sections['ui'].recent_transactions} must be 0 or more")
     if sections["metrics"].enabled and sections["ui"].enabled and sections["metrics"].port == sections["ui"].port:
@@ -391,6 +490,63 @@ def _check_ranges(meter: MeterConfig, sensor: Any, sections: dict[str, Any]) -> 
     _one_of("log.target", log.target, LOG_TARGETS)
 
 
+def _check_modbus(sensor: ModbusConfig) -> None:
+    key = "sensor.modbus"
+    if sensor.map != "custom" and sensor.map not in REGISTER_MAPS:
+        raise ConfigError(
+            f"{key}.map = {sensor.map!r} is not a known register map; expected one of "
+            f"{[*REGISTER_MAPS, 'custom']} (custom: give [sensor.modbus.registers])"
+        )
+    if sensor.map == "custom" and sensor.registers is None:
+        raise ConfigError(f'{key}.map = "custom" needs a [{key}.registers] table (import_register, export_register)')
+    if sensor.map != "custom" and sensor.registers is not None:
+        raise ConfigError(f'[{key}.registers] is only read with {key}.map = "custom" (map is {sensor.map!r})')
+    _one_of(f"{key}.transport", sensor.transport, MODBUS_TRANSPORTS)
+    if not 1 <= sensor.unit_id <= 247:
+        raise ConfigError(f"{key}.unit_id = {sensor.unit_id} is not a Modbus unit id; expected 1..247")
+    if sensor.transport == "rtu":
+        if not sensor.device.startswith("/dev/"):
+            raise ConfigError(
+                f"{key}.device = {sensor.device!r}: transport rtu needs the serial device of the RS-485 adapter, "
+                "e.g. /dev/serial/by-id/usb-FTDI_...-if00-port0 or /dev/ttyUSB0"
+            )
+        if sensor.baudrate not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
+            raise ConfigError(
+                f"{key}.baudrate = {sensor.baudrate} is not a Modbus baud rate; expected e.g. 2400 or 9600"
+            )
+        _one_of(f"{key}.parity", sensor.parity, PARITIES)
+        if sensor.stopbits not in (1, 2):
+            raise ConfigError(f"{key}.stopbits = {sensor.stopbits}; expected 1 or 2")
+    else:
+        host, _, port = sensor.host.rpartition(":")
+        if not _has_port(sensor.host) or not host.strip("[]") or any(c.isspace() or c == "/" for c in host):
+            raise ConfigError(
+                f"{key}.host = {sensor.host!r}: transport tcp needs the meter's (or gateway's) host:port, "
+                "e.g. 192.168.1.50:502 or [fd00::50]:502"
+            )
+        _port(f"{key}.host's port", int(port))
+    _positive(f"{key}.timeout_seconds", sensor.timeout_seconds)
+    if sensor.retries < 0:
+        raise ConfigError(f"{key}.retries = {sensor.retries} must be 0 or more")
+    if sensor.wrap_kwh < 0:
+        raise ConfigError(f"{key}.wrap_kwh = {sensor.wrap_kwh} must be 0 (never) or the roll-over value in kWh")
+    regs = sensor.register_map
+    rkey = f"{key}.registers"
+    for name in ("import_register", "export_register", "power_register"):
+        value = getattr(regs, name)
+        if value is not None and not 0 <= value <= 0xFFFF:
+            raise ConfigError(f"{rkey}.{name} = {value} is not a register address; expected 0..65535")
+    if regs.import_register == regs.export_register:
+        raise ConfigError(f"{rkey}: import_register and export_register are both {regs.import_register}")
+    _one_of(f"{rkey}.data_type", regs.data_type, MODBUS_DATA_TYPES)
+    _one_of(f"{rkey}.word_order", regs.word_order, ("big", "little"))
+    _one_of(f"{rkey}.function", regs.function, ("input", "holding"))
+    _positive(f"{rkey}.energy_scale_wh", regs.energy_scale_wh)
+    _positive(f"{rkey}.power_scale_watts", regs.power_scale_watts)
+    if regs.resolution_wh < 0:
+        raise ConfigError(f"{rkey}.resolution_wh = {regs.resolution_wh} must be 0 or more")
+
+
 def _check_pins(sensor: Any, gpio: GpioConfig) -> None:
     used: dict[int, str] = {}
     if isinstance(sensor, McpConfig):
@@ -398,7 +554,7 @@ def _check_pins(sensor: Any, gpio: GpioConfig) -> None:
         used |= {10: "SPI MOSI", 9: "SPI MISO", 11: "SPI SCLK", 8: "SPI CE0", 7: "SPI CE1"}
     candidates = [("gpio.led_pin", gpio.led_pin), ("gpio.button_pin", gpio.button_pin)]
     if isinstance(sensor, S0Config):
-        candidates.insert(0, ("sensor.s0.pin", sensor.pin))
+        candidates[:0] = [("sensor.s0.pin", sensor.pin), ("sensor.s0.import_pin", sensor.import_pin)]
     for key, pin in candidates:
         if pin is None:
             continue

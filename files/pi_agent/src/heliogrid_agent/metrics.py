@@ -16,13 +16,31 @@ class AgentMetrics:
         self.produced_watts = Gauge(p + "produced_watts", "Production at the last sample (simulated only)", registry=r)
         self.exported_wh = Gauge(p + "exported_wh", "Cumulative exported energy counted by this meter (Wh)", registry=r)
         self.today_wh = Gauge(p + "today_exported_wh", "Energy exported today, local time (Wh)", registry=r)
+        self.imported_wh = Gauge(
+            p + "imported_wh",
+            "Cumulative imported energy counted by this meter (Wh; 0 if it cannot see import)",
+            registry=r,
+        )
+        self.import_watts = Gauge(p + "import_watts", "Imported power at the last accepted sample", registry=r)
+        self.sensor_errors = Counter(
+            p + "sensor_errors",
+            "Sensor reads that failed, by reason (no_meter, timeout, modbus_error, io_error)",
+            ["reason"],
+            registry=r,
+        )
+        self.meter_events = Counter(
+            p + "meter_register_events",
+            "Meter registers that wrapped (credited), were reset or jumped and were re-baselined (not credited)",
+            ["event"],
+            registry=r,
+        )
         self.samples = Counter(p + "samples", "Samples accepted and credited", registry=r)
         self.rejected = Counter(
             p + "rejected_readings", "Readings rejected and never credited, by reason", ["reason"], registry=r
         )
         self.skipped = Counter(
             p + "skipped_intervals",
-            "Intervals not credited: baseline after start, gap, clock step",
+            "Intervals not credited: baseline after start, gap, clock step, meter reset",
             ["reason"],
             registry=r,
         )

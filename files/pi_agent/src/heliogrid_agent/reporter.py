@@ -127,9 +127,12 @@ class Reporter:
         self._offers: tuple[float, list[Offer]] = (0.0, [])
         self._credited_seen: int | None = None  # kWh credited when last looked, to tell sales apart
         self._slow_due = float("-inf")  # the first step reads everything
+        self.auto_buyer: Any | None = None  # an autobuy.AutoBuyer sets itself here
 
     # -- the step the agent runs every few seconds ------------------------------------------------------
-    def step(self) -> None:
+    def step(self, imported_uwh: int | None = None) -> None:
+        """One pass: read the chain, settle the outbox, report, and auto-buy for ``imported_uwh`` (the home's
+        cumulative import in micro-Wh, None when unknown)."""
         with self.lock:
             try:
                 self._observe()
@@ -137,8 +140,12 @@ class Reporter:
                     self._reconcile()
                 # While the market is paused, a broadcast could only revert and burn the meter's gas.
                 self._resolve(broadcast=not self.status.market_paused)
+                if self.auto_buyer is not None:
+                    self.auto_buyer.observe(imported_uwh)
                 if self.status.problem is None:
                     self._maybe_report()
+                    if self.auto_buyer is not None:
+                        self.auto_buyer.buy()
             except NodeUnavailable as exc:
                 if self.status.node_up:
                     log.warning(

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heliogrid_agent.meter import Baseline
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meter_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -45,6 +47,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status);
+-- Import, and the meter registers' baseline (meters with their own totals): the counters and the baseline are
+-- written in one commit, so a restart credits what the meter counted since then exactly once.
+CREATE TABLE IF NOT EXISTS meter_import (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    imported_uwh INTEGER NOT NULL DEFAULT 0,
+    register_export_uwh INTEGER,
+    register_import_uwh INTEGER,
+    register_at REAL
+);
+INSERT OR IGNORE INTO meter_import (id) VALUES (1);
+CREATE TABLE IF NOT EXISTS daily_import (
+    day TEXT PRIMARY KEY,
+    imported_uwh INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -113,8 +129,17 @@ class Store:
     def total_uwh(self) -> int:
         return int(self._one("SELECT total_uwh FROM meter_state WHERE id = 1"))
 
-    def record_sample(self, total_uwh: int, delta_uwh: int, day: str, at: float) -> None:
-        """Persist the counter after one sample (one fsync'd commit)."""
+    def record_sample(
+        self,
+        total_uwh: int,
+        delta_uwh: int,
+        day: str,
+        at: float,
+        imported_uwh: int | None = None,
+        import_delta_uwh: int = 0,
+        baseline: Baseline | None = None,
+    ) -> None:
+        """Persist the counters (and the meter registers' baseline) after one sample, in one fsync'd commit."""
         with self._tx() as db:
             db.execute("UPDATE meter_state SET total_uwh = ?, last_sample_at = ? WHERE id = 1", (total_uwh, at))
             if delta_uwh:
@@ -123,6 +148,35 @@ class Store:
                     "ON CONFLICT (day) DO UPDATE SET exported_uwh = exported_uwh + excluded.exported_uwh",
                     (day, delta_uwh),
                 )
+            if imported_uwh is not None:
+                db.execute("UPDATE meter_import SET imported_uwh = ? WHERE id = 1", (imported_uwh,))
+            if import_delta_uwh:
+                db.execute(
+                    "INSERT INTO daily_import (day, imported_uwh) VALUES (?, ?) "
+                    "ON CONFLICT (day) DO UPDATE SET imported_uwh = imported_uwh + excluded.imported_uwh",
+                    (day, import_delta_uwh),
+                )
+            if baseline is not None:
+                db.execute(
+                    "UPDATE meter_import SET register_export_uwh = ?, register_import_uwh = ?, register_at = ? "
+                    "WHERE id = 1",
+                    (baseline.export_uwh, baseline.import_uwh, baseline.at),
+                )
+
+    def imported_uwh(self) -> int:
+        """The energy the home imported, counted by this agent (µWh; 0 for sensors that cannot see import)."""
+        return int(self._one("SELECT imported_uwh FROM meter_import WHERE id = 1"))
+
+    def day_imported_uwh(self, day: str) -> int:
+        return int(self._one("SELECT imported_uwh FROM daily_import WHERE day = ?", day) or 0)
+
+    def register_baseline(self) -> Baseline | None:
+        """The meter registers' values at the last credited reading, or None before the first one."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT register_export_uwh, register_import_uwh, register_at FROM meter_import WHERE id = 1"
+            ).fetchone()
+        return None if row[0] is None else Baseline(int(row[0]), None if row[1] is None else int(row[1]), row[2])
 
     def raise_total(self, total_uwh: int) -> bool:
         """Move the counter up to ``total_uwh`` if it is behind (never down). Returns True if it moved."""
@@ -182,6 +236,10 @@ class Store:
 
     def unresolved(self) -> list[OutboxRow]:
         return self._rows("status IN ('signed', 'sent') ORDER BY nonce, id")
+
+    def auto_rows(self) -> list[OutboxRow]:
+        """The automatic purchases' buy and approve rows, oldest first (autobuy.py sums them)."""
+        return self._rows("kind IN ('buy', 'approve') AND json_extract(detail, '$.auto') = 1 ORDER BY id")
 
     def recent(self, limit: int) -> list[OutboxRow]:
         return self._rows("1 ORDER BY id DESC", limit=limit)

@@ -1,4 +1,5 @@
-"""The Pi's local web page (standard library http.server): state at a glance, pause selling, buy energy.
+"""The Pi's local web page (standard library http.server): state at a glance, pause selling, buy energy, switch
+automatic buying.
 
 Reading is open to the LAN (clients outside private, loopback and link-local ranges get 403); changing
 anything needs the owner's login code (ui_auth.py says how the page is guarded). Every request must name this
@@ -208,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner_actions = {
             "/api/logout": self._logout,
             "/api/selling": self._selling,
+            "/api/auto-buy": self._auto_buy,
             "/api/buy/quote": self._quote,
             "/api/buy": self._buy,
         }
@@ -326,6 +328,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.agent.set_selling_paused(paused)
         log.info("ui: selling %s", "paused" if paused else "resumed", extra={"event": "ui_pause", "paused": paused})
         self._json(HTTPStatus.OK, {"selling_paused": paused})
+
+    def _auto_buy(self, body: dict[str, Any], _session: Session) -> None:
+        on = body.get("on")
+        if not isinstance(on, bool):
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"on = {on!r}; expected true or false"})
+            return
+        try:
+            self.agent.set_auto_buy(on)
+        except ValueError as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
+            return
+        log.info("ui: automatic buying %s", "on" if on else "off", extra={"event": "ui_auto_buy", "on": on})
+        self._json(HTTPStatus.OK, {"auto_buy": on})
 
     def _quote(self, body: dict[str, Any], session: Session) -> None:
         offer_id, kwh = body.get("offer_id"), body.get("kwh")

@@ -28,6 +28,16 @@ button{padding:.3rem .8rem}#msg{min-height:1.2rem}.warn{background:#ffd;border:1
  <div class="card">Gas (ether)<b id="gas">-</b></div>
  <div class="card">Selling<b id="selling">-</b><button id="toggle">pause</button></div>
 </div>
+<h2>Automatic buying</h2>
+<div class="cards" id="autobuy">
+ <div class="card">Imported<b id="imported">-</b></div>
+ <div class="card">Bought<b id="bought">-</b></div>
+ <div class="card">Tokens spent<b id="spent">-</b></div>
+ <div class="card">Uncovered<b id="uncovered">-</b></div>
+ <div class="card">Spent today<b id="today_spent">-</b></div>
+ <div class="card">Auto-buy<b id="auto">-</b><button id="autotoggle">turn off</button></div>
+</div>
+<p id="autowait"></p>
 <h2>Recent transactions</h2>
 <table><thead><tr><th>kind</th><th>status</th><th>total Wh / detail</th><th>nonce</th><th>hash</th></tr></thead>
 <tbody id="txs"></tbody></table>
@@ -39,7 +49,9 @@ button{padding:.3rem .8rem}#msg{min-height:1.2rem}.warn{background:#ffd;border:1
 <script>
 const $ = id => document.getElementById(id);
 const tokens = v => v === undefined || v === null ? "-" : (Number(BigInt(v) / 10n**14n) / 1e4).toFixed(4);
-let paused = false, csrf = null, quote = null;
+let paused = false, csrf = null, quote = null, auto = null;
+const detailText = d => d && d.kwh !== undefined ? (d.auto ? "auto: " : "") + d.kwh + " kWh, offer " + d.offer_id +
+  ", " + tokens(String(d.cost)) + " tokens" : JSON.stringify(d);
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
 async function post(path, body) {
   const headers = {"Content-Type": "application/json"}; if (csrf) headers["X-CSRF-Token"] = csrf;
@@ -51,6 +63,7 @@ async function session() {
   const s = await (await fetch("/api/session", {credentials: "same-origin"})).json();
   csrf = s.logged_in ? s.csrf : null; $("login").hidden = s.logged_in; $("account").hidden = !s.logged_in;
   $("codefile").textContent = "sudo cat " + (s.code_file || ""); $("toggle").disabled = !s.logged_in;
+  $("autotoggle").disabled = !s.logged_in || !(auto && auto.available);
   $("cap").textContent = s.max_price_per_kwh === "0" ? "buying is off (buy.max_price_per_kwh)" : tokens(s.max_price_per_kwh) + " / kWh";
 }
 $("login").onsubmit = async e => { e.preventDefault(); const d = await post("/api/login", {code: $("code").value});
@@ -78,9 +91,17 @@ async function refresh() {
   $("problem").hidden = !s.problem; $("problem").textContent = s.problem || "";
   const g = s.gas || {}; $("gas").textContent = g.ether_wei ? tokens(g.ether_wei) : "-";
   $("gaswarn").hidden = !g.low; $("gaswarn").textContent = "Low on gas: the meter's ether pays " + g.transactions_left + " more transactions.";
+  auto = s.auto_buy || null; const a = auto || {};
+  $("imported").textContent = a.imported_kwh === null || a.imported_kwh === undefined ? "-" : a.imported_kwh.toFixed(3) + " kWh";
+  $("bought").textContent = auto ? a.bought_kwh + " kWh" : "-"; $("spent").textContent = auto ? tokens(a.tokens_spent) : "-";
+  $("uncovered").textContent = a.uncovered_kwh === null || a.uncovered_kwh === undefined ? "-" : a.uncovered_kwh + " kWh";
+  $("today_spent").textContent = auto ? tokens(a.spent_today) + " of " + tokens(a.daily_budget) : "-";
+  $("auto").textContent = !auto ? "-" : !a.available ? "off (buy.auto)" : a.enabled ? "on" : "off";
+  $("autotoggle").textContent = a.enabled ? "turn off" : "turn on"; $("autotoggle").disabled = !csrf || !a.available;
+  $("autowait").textContent = a.waiting ? "Not buying now: " + a.waiting : "";
   const txs = $("txs"); txs.replaceChildren();
   for (const t of s.transactions) { const r = txs.insertRow(); cell(r, t.kind); cell(r, t.status + (t.error ? " (" + t.error + ")" : ""));
-    cell(r, t.total_wh ?? JSON.stringify(t.detail)); cell(r, t.nonce); cell(r, t.hash.slice(0, 18) + "…", "mono"); }
+    cell(r, t.total_wh ?? detailText(t.detail)); cell(r, t.nonce); cell(r, t.hash.slice(0, 18) + "…", "mono"); }
 }
 async function offers() {
   const r = await fetch("/api/offers"); if (!r.ok) return; const list = await r.json(); const body = $("offers"); body.replaceChildren();
@@ -93,6 +114,7 @@ async function offers() {
     td.append(input, btn); }
 }
 $("toggle").onclick = () => post("/api/selling", {paused: !paused});
+$("autotoggle").onclick = () => post("/api/auto-buy", {on: !(auto && auto.enabled)});
 session(); refresh(); offers(); setInterval(refresh, 5000); setInterval(offers, 30000);
 </script></body></html>
 """

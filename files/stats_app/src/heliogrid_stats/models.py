@@ -88,6 +88,11 @@ class Meter(BaseModel):
     tokens_minted: str
     last_report_at: int | None
     reports: int
+    bought_kwh: int = Field(
+        description="kWh bought on the market by this meter's address (purchases signed by the Pi's meter key); "
+        "the home's import from the grid is not on chain"
+    )
+    bought_cost: str = Field(description="Tokens the meter's address paid for them, base units")
 
 
 class Sale(BaseModel):
@@ -99,6 +104,7 @@ class Sale(BaseModel):
     buyer: str
     seller: str
     kwh: int
+    price: str = Field(description="Price per kWh of the offer, token base units (cost / kWh)")
     cost: str = Field(description="Token base units")
 
 
@@ -109,6 +115,51 @@ class HourlyPoint(BaseModel):
     bought_kwh: int
 
 
+class DepthLevel(BaseModel):
+    price: str = Field(description="Price per kWh, token base units")
+    price_display: str = Field(description="price in whole tokens")
+    open_kwh: int = Field(description="kWh still for sale at this price")
+    offers: int = Field(description="Open offers at this price")
+
+
+class Offer(BaseModel):
+    offer_id: int
+    seller: str
+    meter: str = Field(description="Meter whose report created the offer")
+    price: str = Field(description="Price per kWh, token base units")
+    offered_kwh: int
+    remaining_kwh: int
+    created_at: int = Field(description="Block time of the report that created it")
+
+
+class PricePoint(BaseModel):
+    start: int = Field(description="Unix time of the start of the UTC hour or day")
+    kwh: int = Field(description="kWh traded in the bucket")
+    trades: int
+    cost: str = Field(description="Tokens paid, base units")
+    average_price: str = Field(description="Volume-weighted price per kWh (cost / kWh, rounded down), base units")
+    average_price_display: str = Field(description="average_price in whole tokens")
+    low_price: str = Field(description="Cheapest price traded, base units")
+    high_price: str = Field(description="Dearest price traded, base units")
+
+
+class Market(BaseModel):
+    open_offers: int
+    open_kwh: int = Field(description="kWh for sale in open offers")
+    best_price: str | None = Field(description="Cheapest open price per kWh, base units; null without open offers")
+    offers_created: int
+    offered_kwh: int
+    offers_cancelled: int
+    cancelled_kwh: int = Field(description="kWh withdrawn unsold by cancelled offers")
+    bought_kwh: int
+    purchases: int
+    sales_cost: str = Field(description="Tokens paid for every kWh bought, base units")
+    average_price: str | None = Field(description="Volume-weighted price of every trade, base units")
+    depth: list[DepthLevel] = Field(description="Cheapest 20 price levels; /api/v1/market/depth for more")
+    hourly: list[PricePoint] = Field(description="Trades per UTC hour over the last 48 hours of chain time")
+    daily: list[PricePoint] = Field(description="Trades per UTC day over the last 30 days of chain time")
+
+
 class Summary(BaseModel):
     network: Network
     nodes: list[Node]
@@ -117,6 +168,7 @@ class Summary(BaseModel):
     meters: list[Meter] = Field(description="First 100 meters by address; /api/v1/meters pages through all")
     recent_sales: list[Sale]
     hourly: list[HourlyPoint] = Field(description="Production per hour over the last 24 hours of chain time")
+    market: Market
 
 
 class Health(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket
 from fastapi.requests import HTTPConnection
@@ -13,12 +13,28 @@ from starlette.responses import Response
 from web3 import Web3
 
 from heliogrid_stats.ethstats import serve_node
-from heliogrid_stats.models import Block, Energy, Health, HourlyPoint, Meter, Network, Node, Sale, Summary
+from heliogrid_stats.models import (
+    Block,
+    DepthLevel,
+    Energy,
+    Health,
+    HourlyPoint,
+    Market,
+    Meter,
+    Network,
+    Node,
+    Offer,
+    PricePoint,
+    Sale,
+    Summary,
+)
 from heliogrid_stats.state import AppState
 from heliogrid_stats.views import Views, format_units
 
 TEMPLATES = Environment(loader=PackageLoader("heliogrid_stats", "templates"), autoescape=select_autoescape())
 TEMPLATES.filters["tokens"] = lambda base: format_units(int(base))
+# to 4 decimals, rounded half up, as the page's script shows it (an average price can have all 18)
+TEMPLATES.filters["price"] = lambda base: format_units((int(base) + 5 * 10**13) // 10**14 * 10**14)
 
 
 def app_state(connection: HTTPConnection) -> AppState:
@@ -137,6 +153,42 @@ async def hourly(views: ViewsDep, hours: Annotated[int, Query(ge=1, le=24 * 14)]
     return as_json(views.hourly(hours))
 
 
+market_router = APIRouter(prefix="/api/v1/market", tags=["market"])
+
+# The most buckets one request may ask for: two weeks of hours, a year of days.
+MAX_BUCKETS = {"hour": 24 * 14, "day": 366}
+
+
+@market_router.get("", response_model=Market, summary="Open offers, depth, totals and price history of the market")
+async def market(views: ViewsDep) -> Response:
+    return as_json(views.market())
+
+
+@market_router.get("/depth", response_model=list[DepthLevel], summary="Open kWh per price level, cheapest first")
+async def depth(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
+    return as_json(views.depth(limit))
+
+
+@market_router.get("/offers", response_model=list[Offer], summary="Open offers, cheapest first, then oldest first")
+async def offers(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return as_json(views.open_offers(limit))
+
+
+@market_router.get(
+    "/prices",
+    response_model=list[PricePoint],
+    summary="kWh traded and volume-weighted price per UTC hour or day (chain time); buckets without trades are absent",
+)
+async def prices(
+    views: ViewsDep,
+    bucket: Literal["hour", "day"] = "hour",
+    count: Annotated[int, Query(ge=1, le=366, description="buckets back from now: at most 336 hours or 366 days")] = 48,
+) -> Response:
+    if count > MAX_BUCKETS[bucket]:
+        raise HTTPException(422, f"count: expected at most {MAX_BUCKETS[bucket]} for bucket={bucket}, got {count}")
+    return as_json(views.prices(bucket, count))
+
+
 ops_router = APIRouter()
 
 
@@ -154,4 +206,4 @@ async def ethstats(websocket: WebSocket, state: State) -> None:
     await serve_node(websocket, state.gate, state.registry)
 
 
-ROUTERS = (page_router, network_router, energy_router, ops_router)
+ROUTERS = (page_router, network_router, energy_router, market_router, ops_router)

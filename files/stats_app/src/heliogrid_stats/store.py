@@ -3,20 +3,23 @@
 Every read the API makes is a primary-key or index lookup, or a scan of a small table (meters,
 signers), so its cost does not grow with the length of the chain. Running totals are kept up to date
 by the indexer in the same transaction as the events they come from. Token amounts (18 decimals)
-overflow SQLite integers, so they are stored as decimal text and added in Python.
+overflow SQLite integers, so they are stored as decimal text and added in Python; where SQLite must
+order them (prices), as text zero-padded to the 78 digits of a uint256 (`price_key`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1
+# 2: the market tables (offers, depth, buyers, trade_buckets). An index of an older schema is upgraded by
+# creating the new tables and replaying its stored events into them.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,10 +46,30 @@ CREATE TABLE IF NOT EXISTS hourly (
   hour INTEGER PRIMARY KEY, produced_wh INTEGER NOT NULL DEFAULT 0, credited_kwh INTEGER NOT NULL DEFAULT 0,
   bought_kwh INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Every offer with what is left of it; `price_key` orders prices (zero-padded decimal).
+CREATE TABLE IF NOT EXISTS offers (
+  offer_id INTEGER PRIMARY KEY, seller TEXT NOT NULL, meter TEXT NOT NULL, price_key TEXT NOT NULL,
+  offered_kwh INTEGER NOT NULL, remaining_kwh INTEGER NOT NULL, open INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  closed_at INTEGER);
+CREATE INDEX IF NOT EXISTS offers_open ON offers (price_key, offer_id) WHERE open = 1;
+-- The order book's depth: open kWh and open offers per price level; a level goes when its last offer closes.
+CREATE TABLE IF NOT EXISTS depth (
+  price_key TEXT PRIMARY KEY, open_kwh INTEGER NOT NULL, offers INTEGER NOT NULL);
+-- What each buying address (a meter, for purchases signed by a Pi) bought on the market.
+CREATE TABLE IF NOT EXISTS buyers (
+  address TEXT PRIMARY KEY, bought_kwh INTEGER NOT NULL, spent TEXT NOT NULL, purchases INTEGER NOT NULL,
+  last_purchase_at INTEGER NOT NULL);
+-- Trades per UTC hour (size 3600) and day (86400): kWh, tokens paid, cheapest and dearest price.
+CREATE TABLE IF NOT EXISTS trade_buckets (
+  size INTEGER NOT NULL, start INTEGER NOT NULL, kwh INTEGER NOT NULL, cost TEXT NOT NULL, trades INTEGER NOT NULL,
+  low_key TEXT NOT NULL, high_key TEXT NOT NULL, PRIMARY KEY (size, start));
 """
 
+PRICE_DIGITS = 78  # a uint256 has at most 78 decimal digits
+BUCKET_SIZES = (3600, 86400)
+
 # Aggregates derived from `events`; cleared and replayed after a reorg.
-DERIVED_TABLES = ("meters", "sales", "hourly", "totals")
+DERIVED_TABLES = ("meters", "sales", "hourly", "totals", "offers", "depth", "buyers", "trade_buckets")
 TOTALS = (
     "produced_wh",
     "credited_kwh",
@@ -57,7 +80,23 @@ TOTALS = (
     "offered_kwh",
     "reports",
     "purchases",
+    "offers_cancelled",
+    "cancelled_kwh",
+    "open_offers",
+    "open_kwh",
 )
+
+
+# A meter with what its address bought on the market (one primary-key lookup in `buyers` per meter).
+METER_ROWS = (
+    "SELECT m.*, coalesce(b.bought_kwh, 0) AS bought_kwh, coalesce(b.spent, '0') AS bought_cost "
+    "FROM meters m LEFT JOIN buyers b ON b.address = m.address"
+)
+
+
+def price_key(price: int) -> str:
+    """A price as text that SQLite orders like the number."""
+    return str(price).zfill(PRICE_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -108,12 +147,17 @@ class Store:
             found = writer.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if found is None:
                 writer.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found["value"]) != SCHEMA_VERSION:
+            elif int(found["value"]) > SCHEMA_VERSION:
                 raise RuntimeError(
-                    f"index {path} has schema {found['value']}, expected {SCHEMA_VERSION}: "
+                    f"index {path} has schema {found['value']}, newer than this app's {SCHEMA_VERSION}: "
                     "delete it and the app re-indexes from the chain"
                 )
             self.conn = writer
+            if found is not None and int(found["value"]) < SCHEMA_VERSION:
+                # The events are all stored whatever the schema: new aggregates are a replay away.
+                with self.transaction():
+                    self.rebuild_aggregates()
+                    self.set_meta("schema", str(SCHEMA_VERSION))
         else:
             self.conn = connect(path, readonly=True)
 
@@ -202,6 +246,10 @@ class Store:
                 (last and last["number"], last and last["timestamp"], row["address"]),
             )
         self.conn.execute("DELETE FROM events WHERE block_number > ?", (number,))
+        self.rebuild_aggregates()
+
+    def rebuild_aggregates(self) -> None:
+        """Clear every aggregate and replay the stored events into them (after a reorg, or a schema upgrade)."""
         for table in DERIVED_TABLES:
             self.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - table names are constants above
         for row in self.conn.execute("SELECT * FROM events ORDER BY block_number, log_index").fetchall():
@@ -230,64 +278,143 @@ class Store:
             (hour, amount),
         )
 
-    def _apply(self, e: EventRow) -> None:
-        """Fold one market event into the aggregates."""
-        a = e.args
-        if e.name == "MeterRegistered":
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meters (address, owner, capacity_watts, active, registered_at) "
-                "VALUES (?,?,?,1,?)",
-                (a["meter"], a["owner"], int(a["capacityWatts"]), e.timestamp),
-            )
-        elif e.name == "MeterDeactivated":
-            self.conn.execute("UPDATE meters SET active=0 WHERE address=?", (a["meter"],))
-        elif e.name == "ProductionReported":
-            meter = self.conn.execute(
-                "SELECT total_wh, tokens_minted FROM meters WHERE address=?", (a["meter"],)
+    def _add_depth(self, key: str, kwh: int, offers: int) -> None:
+        self.conn.execute(
+            "INSERT INTO depth VALUES (?, ?, ?) ON CONFLICT(price_key) DO UPDATE SET "
+            "open_kwh=open_kwh+excluded.open_kwh, offers=offers+excluded.offers",
+            (key, kwh, offers),
+        )
+        self.conn.execute("DELETE FROM depth WHERE price_key=? AND offers <= 0", (key,))
+        self._add_total("open_kwh", kwh)
+        self._add_total("open_offers", offers)
+
+    def _add_trade_buckets(self, timestamp: int, kwh: int, cost: int, key: str) -> None:
+        for size in BUCKET_SIZES:
+            start = timestamp - timestamp % size
+            row = self.conn.execute(
+                "SELECT kwh, cost, trades, low_key, high_key FROM trade_buckets WHERE size=? AND start=?",
+                (size, start),
             ).fetchone()
-            previous = meter["total_wh"] if meter else 0
-            total_wh, kwh, tokens = int(a["totalWh"]), int(a["creditedKWh"]), int(a["tokensMinted"])
-            if meter is None:  # a report for a meter registered before indexing started
-                self.conn.execute(
-                    "INSERT INTO meters (address, owner, capacity_watts, active, registered_at) VALUES (?,?,0,1,?)",
-                    (a["meter"], a["owner"], e.timestamp),
+            if row is None:
+                values = (kwh, str(cost), 1, key, key)
+            else:
+                total = str(int(row["cost"]) + cost)
+                values = (
+                    row["kwh"] + kwh,
+                    total,
+                    row["trades"] + 1,
+                    min(row["low_key"], key),
+                    max(row["high_key"], key),
                 )
-            minted = int(meter["tokens_minted"]) + tokens if meter else tokens
+            self.conn.execute("INSERT OR REPLACE INTO trade_buckets VALUES (?,?,?,?,?,?,?)", (size, start, *values))
+
+    def _apply(self, e: EventRow) -> None:
+        """Fold one market event into the aggregates; events the aggregates do not use are only stored."""
+        handler = self._HANDLERS.get(e.name)
+        if handler is not None:
+            handler(self, e)
+
+    def _meter_registered(self, e: EventRow) -> None:
+        a = e.args
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meters (address, owner, capacity_watts, active, registered_at) VALUES (?,?,?,1,?)",
+            (a["meter"], a["owner"], int(a["capacityWatts"]), e.timestamp),
+        )
+
+    def _meter_deactivated(self, e: EventRow) -> None:
+        self.conn.execute("UPDATE meters SET active=0 WHERE address=?", (e.args["meter"],))
+
+    def _production_reported(self, e: EventRow) -> None:
+        a = e.args
+        meter = self.conn.execute(
+            "SELECT total_wh, tokens_minted FROM meters WHERE address=?", (a["meter"],)
+        ).fetchone()
+        previous = meter["total_wh"] if meter else 0
+        total_wh, kwh, tokens = int(a["totalWh"]), int(a["creditedKWh"]), int(a["tokensMinted"])
+        if meter is None:  # a report for a meter registered before indexing started
             self.conn.execute(
-                "UPDATE meters SET total_wh=?, credited_kwh=credited_kwh+?, tokens_minted=?, "
-                "last_report_at=?, reports=reports+1 WHERE address=?",
-                (total_wh, kwh, str(minted), e.timestamp, a["meter"]),
+                "INSERT INTO meters (address, owner, capacity_watts, active, registered_at) VALUES (?,?,0,1,?)",
+                (a["meter"], a["owner"], e.timestamp),
             )
-            delta = max(total_wh - previous, 0)
-            self._add_total("produced_wh", delta)
-            self._add_total("credited_kwh", kwh)
-            self._add_total("tokens_minted", tokens)
-            self._add_total("reports", 1)
-            self._add_hourly(e.timestamp, "produced_wh", delta)
-            self._add_hourly(e.timestamp, "credited_kwh", kwh)
-        elif e.name == "OfferCreated":
-            self._add_total("offers_created", 1)
-            self._add_total("offered_kwh", int(a["kWh"]))
-        elif e.name == "EnergyPurchased":
-            kwh, cost = int(a["kWh"]), int(a["cost"])
-            self.conn.execute(
-                "INSERT INTO sales VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    e.block_number,
-                    e.log_index,
-                    e.tx_hash,
-                    e.timestamp,
-                    int(a["offerId"]),
-                    a["buyer"],
-                    a["seller"],
-                    kwh,
-                    str(cost),
-                ),
-            )
-            self._add_total("bought_kwh", kwh)
-            self._add_total("sales_cost", cost)
-            self._add_total("purchases", 1)
-            self._add_hourly(e.timestamp, "bought_kwh", kwh)
+        minted = int(meter["tokens_minted"]) + tokens if meter else tokens
+        self.conn.execute(
+            "UPDATE meters SET total_wh=?, credited_kwh=credited_kwh+?, tokens_minted=?, "
+            "last_report_at=?, reports=reports+1 WHERE address=?",
+            (total_wh, kwh, str(minted), e.timestamp, a["meter"]),
+        )
+        delta = max(total_wh - previous, 0)
+        self._add_total("produced_wh", delta)
+        self._add_total("credited_kwh", kwh)
+        self._add_total("tokens_minted", tokens)
+        self._add_total("reports", 1)
+        self._add_hourly(e.timestamp, "produced_wh", delta)
+        self._add_hourly(e.timestamp, "credited_kwh", kwh)
+
+    def _offer_created(self, e: EventRow) -> None:
+        a = e.args
+        kwh, key = int(a["kWh"]), price_key(int(a["pricePerKWh"]))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO offers VALUES (?,?,?,?,?,?,1,?,NULL)",
+            (int(a["offerId"]), a["seller"], a["meter"], key, kwh, kwh, e.timestamp),
+        )
+        self._add_depth(key, kwh, 1)
+        self._add_total("offers_created", 1)
+        self._add_total("offered_kwh", kwh)
+
+    def _energy_purchased(self, e: EventRow) -> None:
+        a = e.args
+        offer_id, kwh, cost = int(a["offerId"]), int(a["kWh"]), int(a["cost"])
+        self.conn.execute(
+            "INSERT INTO sales VALUES (?,?,?,?,?,?,?,?,?)",
+            (e.block_number, e.log_index, e.tx_hash, e.timestamp, offer_id, a["buyer"], a["seller"], kwh, str(cost)),
+        )
+        self._add_total("bought_kwh", kwh)
+        self._add_total("sales_cost", cost)
+        self._add_total("purchases", 1)
+        self._add_hourly(e.timestamp, "bought_kwh", kwh)
+        buyer = self.conn.execute("SELECT spent FROM buyers WHERE address=?", (a["buyer"],)).fetchone()
+        spent = int(buyer["spent"]) + cost if buyer else cost
+        self.conn.execute(
+            "INSERT INTO buyers VALUES (?, ?, ?, 1, ?) ON CONFLICT(address) DO UPDATE SET "
+            "bought_kwh=bought_kwh+excluded.bought_kwh, spent=excluded.spent, purchases=purchases+1, "
+            "last_purchase_at=excluded.last_purchase_at",
+            (a["buyer"], kwh, str(spent), e.timestamp),
+        )
+        # the price is the offer's: cost = kWh x price exactly (the contract computes it so)
+        self._add_trade_buckets(e.timestamp, kwh, cost, price_key(cost // kwh if kwh else 0))
+        offer = self.conn.execute(
+            "SELECT price_key, remaining_kwh FROM offers WHERE offer_id=? AND open=1", (offer_id,)
+        ).fetchone()
+        if offer is None:  # the contract sells only open offers it announced: nothing to take off the book
+            return
+        remaining = max(offer["remaining_kwh"] - kwh, 0)
+        closed = remaining == 0
+        self.conn.execute(
+            "UPDATE offers SET remaining_kwh=?, open=?, closed_at=? WHERE offer_id=?",
+            (remaining, 0 if closed else 1, e.timestamp if closed else None, offer_id),
+        )
+        self._add_depth(offer["price_key"], remaining - offer["remaining_kwh"], -1 if closed else 0)
+
+    def _offer_cancelled(self, e: EventRow) -> None:
+        offer_id = int(e.args["offerId"])
+        offer = self.conn.execute(
+            "SELECT price_key, remaining_kwh FROM offers WHERE offer_id=? AND open=1", (offer_id,)
+        ).fetchone()
+        if offer is None:
+            return
+        self.conn.execute("UPDATE offers SET open=0, closed_at=? WHERE offer_id=?", (e.timestamp, offer_id))
+        self._add_depth(offer["price_key"], -offer["remaining_kwh"], -1)
+        self._add_total("offers_cancelled", 1)
+        self._add_total("cancelled_kwh", offer["remaining_kwh"])
+
+    _HANDLERS: ClassVar[dict[str, Callable[[Store, EventRow], None]]] = {
+        "MeterRegistered": _meter_registered,
+        "MeterDeactivated": _meter_deactivated,
+        "ProductionReported": _production_reported,
+        "OfferCreated": _offer_created,
+        "EnergyPurchased": _energy_purchased,
+        "OfferCancelled": _offer_cancelled,
+    }
 
     # -- reads (API) --------------------------------------------------------------------------------------
     def totals(self) -> dict[str, int]:
@@ -310,11 +437,11 @@ class Store:
         return [dict(r) for r in self.conn.execute("SELECT * FROM signers ORDER BY address")]
 
     def meters(self, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT * FROM meters ORDER BY address LIMIT ? OFFSET ?", (limit, offset))
+        rows = self.conn.execute(f"{METER_ROWS} ORDER BY m.address LIMIT ? OFFSET ?", (limit, offset))
         return [dict(r) for r in rows]
 
     def meter(self, address: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM meters WHERE address=?", (address,)).fetchone()
+        row = self.conn.execute(f"{METER_ROWS} WHERE m.address=?", (address,)).fetchone()
         return None if row is None else dict(row)
 
     def meter_count(self) -> tuple[int, int]:
@@ -323,7 +450,8 @@ class Store:
 
     def top_producers(self, limit: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(
-            "SELECT * FROM meters WHERE total_wh > 0 ORDER BY total_wh DESC, address LIMIT ?", (limit,)
+            f"{METER_ROWS} WHERE m.total_wh > 0 ORDER BY m.total_wh DESC, m.address LIMIT ?",
+            (limit,),
         )
         return [dict(r) for r in rows]
 
@@ -340,4 +468,22 @@ class Store:
 
     def hourly(self, since: int) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM hourly WHERE hour >= ? ORDER BY hour", (since - since % 3600,))
+        return [dict(r) for r in rows]
+
+    def depth(self, limit: int) -> list[dict[str, Any]]:
+        """Price levels of the open offers, cheapest first."""
+        rows = self.conn.execute("SELECT * FROM depth ORDER BY price_key LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def open_offers(self, limit: int) -> list[dict[str, Any]]:
+        """Open offers, cheapest first, oldest first at one price (the partial index offers_open)."""
+        rows = self.conn.execute(
+            "SELECT * FROM offers WHERE open = 1 ORDER BY price_key, offer_id LIMIT ?", (limit,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def trade_buckets(self, size: int, since: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT * FROM trade_buckets WHERE size=? AND start >= ? ORDER BY start", (size, since - since % size)
+        )
         return [dict(r) for r in rows]

@@ -18,6 +18,10 @@ from heliogrid_stats.store import BlockRow, Store
 TOKEN_DECIMALS = 18
 RECENT_BLOCKS = 30
 SUMMARY_METERS = 100
+SUMMARY_DEPTH = 20
+SUMMARY_HOURS = 48
+SUMMARY_DAYS = 30
+BUCKETS = {"hour": 3600, "day": 86400}
 
 
 def format_units(value: int, decimals: int = TOKEN_DECIMALS) -> str:
@@ -51,6 +55,56 @@ def _meter(row: dict[str, Any]) -> dict[str, Any]:
         tokens_minted=row["tokens_minted"],
         last_report_at=row["last_report_at"],
         reports=row["reports"],
+        bought_kwh=row["bought_kwh"],
+        bought_cost=row["bought_cost"],
+    )
+
+
+def _sale(row: dict[str, Any]) -> dict[str, Any]:
+    kwh, cost = row["kwh"], int(row["cost"])
+    return dict(
+        block_number=row["block_number"],
+        log_index=row["log_index"],
+        tx_hash=row["tx_hash"],
+        timestamp=row["timestamp"],
+        offer_id=row["offer_id"],
+        buyer=row["buyer"],
+        seller=row["seller"],
+        kwh=kwh,
+        price=str(cost // kwh if kwh else 0),
+        cost=row["cost"],
+    )
+
+
+def _depth_level(row: dict[str, Any]) -> dict[str, Any]:
+    price = int(row["price_key"])
+    return dict(price=str(price), price_display=format_units(price), open_kwh=row["open_kwh"], offers=row["offers"])
+
+
+def _offer(row: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        offer_id=row["offer_id"],
+        seller=row["seller"],
+        meter=row["meter"],
+        price=str(int(row["price_key"])),
+        offered_kwh=row["offered_kwh"],
+        remaining_kwh=row["remaining_kwh"],
+        created_at=row["created_at"],
+    )
+
+
+def _price_point(row: dict[str, Any]) -> dict[str, Any]:
+    kwh, cost = row["kwh"], int(row["cost"])
+    average = cost // kwh if kwh else 0
+    return dict(
+        start=row["start"],
+        kwh=kwh,
+        trades=row["trades"],
+        cost=str(cost),
+        average_price=str(average),
+        average_price_display=format_units(average),
+        low_price=str(int(row["low_key"])),
+        high_price=str(int(row["high_key"])),
     )
 
 
@@ -148,12 +202,46 @@ class Views:
         return [_meter(r) for r in self.store.top_producers(limit)]
 
     def sales(self, limit: int, before: tuple[int, int] | None = None) -> list[dict[str, Any]]:
-        return self.store.recent_sales(limit, before)
+        return [_sale(r) for r in self.store.recent_sales(limit, before)]
+
+    def _now(self) -> int:
+        """The later of the wall clock and the head's time: chart windows end there."""
+        head = self.store.head_block()
+        return max(int(time.time()), head.timestamp if head else 0)
 
     def hourly(self, hours: int) -> list[dict[str, Any]]:
-        head = self.store.head_block()
-        now = max(int(time.time()), head.timestamp if head else 0)
-        return self.store.hourly(now - (hours - 1) * 3600)
+        return self.store.hourly(self._now() - (hours - 1) * 3600)
+
+    def depth(self, limit: int) -> list[dict[str, Any]]:
+        return [_depth_level(r) for r in self.store.depth(limit)]
+
+    def open_offers(self, limit: int) -> list[dict[str, Any]]:
+        return [_offer(r) for r in self.store.open_offers(limit)]
+
+    def prices(self, bucket: str, count: int) -> list[dict[str, Any]]:
+        """Trades per `bucket` ("hour" or "day") over the last `count` of them; buckets without trades are absent."""
+        size = BUCKETS[bucket]
+        return [_price_point(r) for r in self.store.trade_buckets(size, self._now() - (count - 1) * size)]
+
+    def market(self) -> dict[str, Any]:
+        t = self.store.totals()
+        depth = self.depth(SUMMARY_DEPTH)
+        return dict(
+            open_offers=t["open_offers"],
+            open_kwh=t["open_kwh"],
+            best_price=depth[0]["price"] if depth else None,
+            offers_created=t["offers_created"],
+            offered_kwh=t["offered_kwh"],
+            offers_cancelled=t["offers_cancelled"],
+            cancelled_kwh=t["cancelled_kwh"],
+            bought_kwh=t["bought_kwh"],
+            purchases=t["purchases"],
+            sales_cost=str(t["sales_cost"]),
+            average_price=str(t["sales_cost"] // t["bought_kwh"]) if t["bought_kwh"] else None,
+            depth=depth,
+            hourly=self.prices("hour", SUMMARY_HOURS),
+            daily=self.prices("day", SUMMARY_DAYS),
+        )
 
     def summary(self) -> dict[str, Any]:
         return dict(
@@ -164,4 +252,5 @@ class Views:
             meters=self.meters(SUMMARY_METERS),
             recent_sales=self.sales(20),
             hourly=self.hourly(24),
+            market=self.market(),
         )

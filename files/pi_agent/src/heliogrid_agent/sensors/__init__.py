@@ -9,13 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from heliogrid_agent.clock import Clock
-from heliogrid_agent.config import AgentConfig, McpConfig, S0Config, SimulatedConfig
+from heliogrid_agent.config import AgentConfig, McpConfig, ModbusConfig, S0Config, SimulatedConfig
 from heliogrid_agent.sensors.adc import AdcSensor
-from heliogrid_agent.sensors.base import Reading, Sensor
+from heliogrid_agent.sensors.base import MeterUnavailable, Reading, Sensor, Totals
 from heliogrid_agent.sensors.s0 import S0Sensor
 from heliogrid_agent.sensors.simulated import SimulatedInstallation
 
-__all__ = ["AdcSensor", "Reading", "S0Sensor", "Sensor", "SimulatedInstallation", "make_sensor"]
+__all__ = [
+    "AdcSensor",
+    "MeterUnavailable",
+    "Reading",
+    "S0Sensor",
+    "Sensor",
+    "SimulatedInstallation",
+    "Totals",
+    "make_sensor",
+]
 
 
 def make_sensor(config: AgentConfig, clock: Clock, pin_factory: Any | None = None) -> Sensor:
@@ -26,4 +35,8 @@ def make_sensor(config: AgentConfig, clock: Clock, pin_factory: Any | None = Non
         return AdcSensor(sensor, pin_factory=pin_factory)
     if isinstance(sensor, SimulatedConfig):
         return SimulatedInstallation(sensor, clock)
+    if isinstance(sensor, ModbusConfig):
+        from heliogrid_agent.sensors.modbus import ModbusSensor  # pymodbus only where a Modbus meter is read
+
+        return ModbusSensor(sensor)
     raise TypeError(f"no sensor backend for {type(sensor).__name__}")

@@ -1,4 +1,4 @@
-"""A simulated solar installation for the lab: panels x peak watts on a day curve, with noise and a house."""
+"""A simulated home for the lab: panels x peak watts on a day curve, with noise, and a household's load."""
 
 from __future__ import annotations
 
@@ -17,8 +17,33 @@ def day_fraction(hour: float, sunrise: float, sunset: float) -> float:
     return math.sin(math.pi * (hour - sunrise) / (sunset - sunrise))
 
 
+def _bump(hour: float, centre: float, width: float) -> float:
+    distance = min(abs(hour - centre), 24 - abs(hour - centre))  # the day wraps at midnight
+    return math.exp(-0.5 * (distance / width) ** 2)
+
+
+def _household_shape(hour: float) -> float:
+    # A base load (fridge, standby), a morning peak at 07:30 and a larger evening peak at 19:00.
+    return 0.4 + 1.2 * _bump(hour, 7.5, 1.0) + 2.0 * _bump(hour, 19.0, 1.5)
+
+
+# The shape's daily mean, so a profile times house_watts averages house_watts over the day.
+_HOUSEHOLD_MEAN = sum(_household_shape(m / 60) for m in range(24 * 60)) / (24 * 60)
+
+
+def house_profile(name: str, hour: float) -> float:
+    """The house's load at ``hour`` as a multiple of its daily mean: 1 all day (flat), or a household's day."""
+    if name == "flat":
+        return 1.0
+    if name == "household":
+        return _household_shape(hour) / _HOUSEHOLD_MEAN
+    raise ValueError(f"unknown house profile {name!r}; expected flat or household")
+
+
 class SimulatedInstallation(Sensor):
-    """Export = production on the day curve (clipped to capacity) minus house consumption, never below 0."""
+    """Production on the day curve (clipped to capacity) against the house's load: the difference is exported
+    when production is larger, imported otherwise. A small house_watts makes a net producer, a large one a net
+    consumer (4 x 250 W panels with sunrise 6 and sunset 20 produce about 8.9 kWh a day)."""
 
     name = "simulated"
 
@@ -39,8 +64,12 @@ class SimulatedInstallation(Sensor):
 
     def read(self) -> Reading:
         cfg = self._config
-        share = 1.0 if cfg.clear_sky else day_fraction(self.hour_of_day(), cfg.sunrise_hour, cfg.sunset_hour)
+        hour = self.hour_of_day()
+        share = 1.0 if cfg.clear_sky else day_fraction(hour, cfg.sunrise_hour, cfg.sunset_hour)
         produced = cfg.capacity_watts * share * (1 + self._random.gauss(0, cfg.noise)) if share else 0.0
         produced = min(max(produced, 0.0), cfg.capacity_watts)
-        house = max(cfg.house_watts * (1 + self._random.gauss(0, cfg.noise)), 0.0)
-        return Reading(watts=max(produced - house, 0.0), produced_watts=produced)
+        load = cfg.house_watts * house_profile(cfg.house_profile, hour)
+        house = max(load * (1 + self._random.gauss(0, cfg.noise)), 0.0)
+        return Reading(
+            watts=max(produced - house, 0.0), produced_watts=produced, import_watts=max(house - produced, 0.0)
+        )

@@ -25,6 +25,12 @@ function tokens(base) {
   return (v / unit).toString() + (frac ? "." + frac : "");
 }
 
+// A price in whole tokens to 4 decimals, rounded half up: an average price can have all 18.
+function price(base) {
+  const step = 10n ** 14n;
+  return tokens(((BigInt(base) + step / 2n) / step * step).toString());
+}
+
 function short(address) { return address ? address.slice(0, 10) + "…" : ""; }
 
 function cell(row, value, cls) {
@@ -67,7 +73,7 @@ function barChart(id, points, value, label, cls, tick) {
     if (tick && points.length <= 48 && i % Math.ceil(points.length / 12) === 0) {
       const t2 = document.createElementNS(SVG, "text");
       t2.setAttribute("x", (1 + i * bw + bw * 0.1).toFixed(1)); t2.setAttribute("y", String(h - 3));
-      t2.textContent = tick(p);
+      t2.textContent = tick(p, i);
       svg.appendChild(t2);
     }
   });
@@ -76,6 +82,29 @@ function barChart(id, points, value, label, cls, tick) {
   top.textContent = "max " + Math.round(max * 1000) / 1000;
   svg.appendChild(top);
   box.replaceChildren(svg);
+}
+
+function utcDay(seconds) { return new Date(seconds * 1000).toISOString().slice(5, 10); }
+function utcHour(seconds) { return new Date(seconds * 1000).toISOString().slice(11, 16); }
+
+function renderMarket(m) {
+  text("open-offers", m.open_offers);
+  text("open-kwh", m.open_kwh);
+  text("best-price", m.best_price === null ? null : tokens(m.best_price));
+  text("average-price", m.average_price === null ? null : price(m.average_price));
+  text("cancelled-kwh", m.cancelled_kwh);
+  text("offers-cancelled", m.offers_cancelled);
+  fillTable("depth", m.depth, (tr, d) => {
+    tr.dataset.price = d.price;
+    cell(tr, d.price_display, "num"); cell(tr, d.open_kwh, "num"); cell(tr, d.offers, "num");
+  });
+  // Hours and days without trades have no bucket: each bar is labelled with its own time.
+  // A tick names the day when it changes, so hours of two days cannot be confused.
+  barChart("price-chart", m.hourly, (p) => Number(p.average_price_display),
+    (p) => utcDay(p.start) + " " + utcHour(p.start) + " UTC, " + p.kwh + " kWh", "",
+    (p, i) => (i === 0 || utcDay(p.start) !== utcDay(m.hourly[i - 1].start) ? utcDay(p.start) + " " : "") + utcHour(p.start));
+  barChart("volume-chart", m.daily, (p) => p.kwh,
+    (p) => utcDay(p.start) + " UTC, average " + p.average_price_display, "alt", (p) => utcDay(p.start));
 }
 
 function render(s) {
@@ -93,9 +122,11 @@ function render(s) {
   text("inturn", n.inturn_percent === null ? null : n.inturn_percent.toFixed(1));
   text("updated", n.updated ? ago(n.updated) : "never");
   fillTable("sales", s.recent_sales, (tr, x) => {
-    cell(tr, ago(x.timestamp)); cell(tr, x.offer_id); cell(tr, short(x.buyer)); cell(tr, short(x.seller));
-    cell(tr, x.kwh, "num"); cell(tr, tokens(x.cost), "num");
+    cell(tr, ago(x.timestamp)).dataset.time = x.timestamp; cell(tr, x.offer_id);
+    cell(tr, short(x.buyer)).title = x.buyer; cell(tr, short(x.seller)).title = x.seller;
+    cell(tr, x.kwh, "num"); cell(tr, tokens(x.price), "num"); cell(tr, tokens(x.cost), "num");
   });
+  renderMarket(s.market);
   fillTable("top", s.top_producers, (tr, m) => {
     cell(tr, short(m.address)).title = m.address; cell(tr, short(m.owner)); cell(tr, m.produced_kwh.toFixed(3), "num");
   });
@@ -105,6 +136,8 @@ function render(s) {
     const total = cell(tr, m.produced_kwh.toFixed(3), "num");
     total.dataset.col = "total-wh"; total.dataset.value = String(m.total_wh);
     cell(tr, m.credited_kwh, "num");
+    const bought = cell(tr, m.bought_kwh, "num");
+    bought.dataset.col = "bought-kwh"; bought.dataset.value = String(m.bought_kwh);
     cell(tr, ago(m.last_report_at)).dataset.time = m.last_report_at || "";
     cell(tr, m.active ? "yes" : "no");
   });
