@@ -166,6 +166,13 @@ class FakeChain:
         self._check()
         return len(self.offers) + 1
 
+    def ask_price(self, owner: str) -> int:
+        self._check()
+        return self.ask.get(owner.lower(), 0)
+
+    def ask_call(self, price_per_kwh: int) -> dict[str, Any]:
+        return {"to": MARKET, "data": b"S" + price_per_kwh.to_bytes(32, "big")}
+
     def report_call(self, total_wh: int) -> dict[str, Any]:
         return {"to": MARKET, "data": b"R" + total_wh.to_bytes(32, "big")}
 
@@ -199,6 +206,9 @@ class FakeChain:
 
     def _execute(self, tx: Tx) -> bool:
         kind, body = tx.data[:1], tx.data[1:]
+        if kind == b"S":  # setAskPrice, the one market call without whenNotPaused
+            self.ask[tx.sender] = int.from_bytes(body, "big")
+            return True
         if self.is_paused and tx.to.lower() == MARKET.lower():  # whenNotPaused
             return False
         if kind == b"R":

@@ -7,17 +7,15 @@ settles.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import pytest
 from eth_account import Account
-from eth_utils import keccak
-from eth_utils.exceptions import ValidationError
 from heliogrid_testing.chainkit import DEPLOYER_KEY, METER_KEY, TARIFF, artifacts_available, call, setup_market
+from heliogrid_testing.sealing import hold_until_sealed
 
 from heliogrid_agent.autobuy import AutoBuyer
-from heliogrid_agent.chain import SendRejected, Web3Chain, load_deployment
+from heliogrid_agent.chain import Web3Chain, load_deployment
 from heliogrid_agent.reporter import Reporter
 from heliogrid_agent.store import Store
 
@@ -113,26 +111,6 @@ def make_buyer(market, tmp_path, clock, *, budget=100 * TOKEN, cap=CAP, availabl
     )  # fmt: skip
     buyer = AutoBuyer(reporter, available=available, daily_budget=budget)
     return reporter, buyer
-
-
-def hold_until_sealed(chain, pool: list[bytes]) -> None:
-    """What the agent broadcasts waits in ``pool`` (the node's: it outlives an agent) until ``chain.seal()``, as on
-    Clique, where a transaction is pending until the next block (eth-tester would mine each one as it arrives)."""
-    broadcast = chain.send_raw
-
-    def send_raw(raw: bytes) -> str:
-        pool.append(bytes(raw))
-        return "0x" + keccak(raw).hex()
-
-    def seal() -> None:
-        for raw in pool:
-            # a re-broadcast of a transaction already sealed: the node refuses it (nonce too low)
-            with contextlib.suppress(SendRejected, ValidationError):
-                broadcast(raw)
-        pool.clear()
-        chain.w3.provider.ethereum_tester.mine_blocks(1)
-
-    chain.send_raw, chain.seal = send_raw, seal
 
 
 def run(reporter, imported_uwh: int, steps: int = 8) -> None:

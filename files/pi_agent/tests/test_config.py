@@ -269,3 +269,23 @@ def test_automatic_buying_loads_with_its_cap_and_daily_budget_in_token_units():
 def test_bad_buying_settings_are_named_with_the_value(keys, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(buy(**keys))
+
+
+def test_the_ask_price_loads_in_token_units_and_is_off_unless_set():
+    config = parse_config({"meter": {"sensor": "simulated"}, "sell": {"ask_price_per_kwh": "1.5"}})
+    assert config.sell.ask_price_units == 15 * 10**17
+    assert parse_config(buy()).sell.ask_price_units == 0  # 0: the agent offers nothing
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", r"sell.ask_price_per_kwh = '-1' must be a token amount >= 0"),
+        (-0.5, r"sell.ask_price_per_kwh = -0.5 must be a token amount >= 0"),
+        ("cheap", r"sell.ask_price_per_kwh = 'cheap' must be a token amount >= 0"),
+        (True, r"sell.ask_price_per_kwh = True must be a token amount >= 0"),
+    ],
+)
+def test_a_negative_or_garbage_ask_price_is_refused_with_the_key_and_value(value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"meter": {"sensor": "simulated"}, "sell": {"ask_price_per_kwh": value}})

@@ -108,6 +108,7 @@ def test_a_code_file_others_can_read_is_refused(tmp_path):
     ("/api/buy/quote", {"offer_id": 1, "kwh": 1}),
     ("/api/buy", {"offer_id": 1, "kwh": 1}),
     ("/api/buy", {"quote": "guessed"}),
+    ("/api/ask-price", {"price_per_kwh": "1"}),
 ])  # fmt: skip
 def test_post_without_the_secret_changes_nothing(ui, path, body):
     server, agent, chain, _code = ui
@@ -400,3 +401,74 @@ def test_status_shows_imported_bought_spent_and_uncovered_kwh(ui, auto_buyer):
     assert (auto["bought_kwh"], auto["tokens_spent"], auto["uncovered_kwh"]) == (0, "0", 3)
     assert auto["daily_budget"] == str(5 * 10**18)
     assert auto["waiting"] == "automatic buying is off"
+
+
+@pytest.fixture
+def own_meter(ui, account):
+    """The lab's case: the meter's key is its owner's account, so the agent may set the ask price."""
+    from heliogrid_agent.askprice import AskPrice
+
+    _server, agent, chain, _code = ui
+    chain.register(account.address, owner=account.address, capacity_watts=4000)
+    ask = AskPrice(agent.reporter, configured=10**18)
+    agent.reporter.step()  # the configured price goes out and is mined (the fake chain mines at once)
+    assert chain.ask_price(account.address) == 10**18
+    return ask
+
+
+@pytest.mark.parametrize("csrf", ["no session", None, "wrong"])
+def test_an_attacker_on_the_lan_cannot_change_the_ask_price(ui, owner, own_meter, account, csrf):
+    """Anyone on the home network without the owner's code (or with a session but without its CSRF token) is
+    refused, and nothing is stored or sent."""
+    server, agent, chain, _code = ui
+    client = Client(server.port) if csrf == "no session" else owner
+    if csrf != "no session":
+        client.csrf = csrf
+    sent = len(chain.sent)
+    status, _body = client.post("/api/ask-price", {"price_per_kwh": "0.001"})
+    assert status == (401 if csrf == "no session" else 403)
+    agent.reporter.step()
+    assert len(chain.sent) == sent
+    assert chain.ask_price(account.address) == 10**18
+    assert own_meter.status()["source"] == "config"
+
+
+def test_the_owner_changes_the_ask_price_on_the_page_and_it_is_sent_once_and_kept(ui, owner, own_meter, account):
+    from heliogrid_agent.askprice import AskPrice
+
+    server, agent, chain, _code = ui
+    assert owner.post("/api/ask-price", {"price_per_kwh": "1.5"}) == (200, {"ask_price_per_kwh": str(15 * 10**17)})
+    sent = len(chain.sent)
+    for _ in range(3):
+        agent.reporter.step()
+    assert len(chain.sent) == sent + 1
+    assert chain.ask_price(account.address) == 15 * 10**17
+    ask = Client(server.port).get("/api/status")[1]["ask_price"]
+    assert (ask["on_chain"], ask["wanted"], ask["source"]) == (str(15 * 10**17), str(15 * 10**17), "page")
+    assert AskPrice(agent.reporter, configured=10**18).wanted == 15 * 10**17  # a restarted agent keeps the choice
+
+
+@pytest.mark.parametrize("value", ["-1", "cheap", 1.5, None, "1e-19"])
+def test_an_ask_price_that_is_not_a_token_amount_is_refused_with_its_value(ui, owner, own_meter, value):
+    _server, agent, chain, _code = ui
+    sent = len(chain.sent)
+    status, body = owner.post("/api/ask-price", {"price_per_kwh": value})
+    assert status == 400
+    assert f"price_per_kwh = {value!r}" in body["error"]
+    agent.reporter.step()
+    assert len(chain.sent) == sent
+    assert own_meter.status()["source"] == "config"
+
+
+def test_with_a_separate_owner_the_page_says_the_owner_sets_the_price_from_their_wallet(ui, owner):
+    from heliogrid_agent.askprice import AskPrice
+
+    _server, agent, chain, _code = ui  # the fixture's meter belongs to another account
+    AskPrice(agent.reporter, configured=10**18)
+    agent.reporter.step()
+    status, body = owner.post("/api/ask-price", {"price_per_kwh": "2"})
+    assert status == 409
+    assert "their own wallet" in body["error"]
+    assert agent.status()["ask_price"]["note"].endswith("from their own wallet")
+    agent.reporter.step()
+    assert chain.sent == []

@@ -238,6 +238,15 @@ class Agent:
         if on:
             self.report_due.set()
 
+    def set_ask_price(self, units: int) -> None:
+        """The owner's ask price from the page (token base units); ValueError when the agent cannot set it."""
+        reporter = self.reporter
+        if reporter is None or reporter.ask_price is None:
+            raise ValueError("setting the ask price needs the chain (chain.enabled = true)")
+        with reporter.lock:
+            reporter.ask_price.set_price(units)
+        self.report_due.set()
+
     # -- what the UI shows -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         wall = self.clock.time()
@@ -285,4 +294,6 @@ class Agent:
             out["reports"] = {"reverts_in_a_row": s.reverts_in_a_row, "next_report_at": s.next_report_at}
             if self.reporter.auto_buyer is not None:
                 out["auto_buy"] = self.reporter.auto_buyer.status()
+            if self.reporter.ask_price is not None:
+                out["ask_price"] = self.reporter.ask_price.status()
         return out

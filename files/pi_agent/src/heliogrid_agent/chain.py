@@ -153,9 +153,11 @@ class Chain(Protocol):
     def head(self) -> tuple[int, str]: ...
     def block_hash(self, number: int) -> str | None: ...
     def offer_events(self, from_block: int, to_block: int) -> list[OfferEvent]: ...
+    def ask_price(self, owner: str) -> int: ...
     def report_call(self, total_wh: int) -> dict[str, Any]: ...
     def approve_call(self, spender: str, amount: int) -> dict[str, Any]: ...
     def buy_call(self, offer_id: int, kwh: int) -> dict[str, Any]: ...
+    def ask_call(self, price_per_kwh: int) -> dict[str, Any]: ...
 
 
 class Web3Chain:
@@ -276,6 +278,9 @@ class Web3Chain:
     def next_offer_id(self) -> int:
         return int(self._guard(self.market.functions.nextOfferId().call))
 
+    def ask_price(self, owner: str) -> int:
+        return int(self._guard(self.market.functions.askPrice(owner).call))
+
     def head(self) -> tuple[int, str]:
         block = self._guard(self.w3.eth.get_block, "latest")
         return int(block["number"]), block["hash"].to_0x_hex()
@@ -328,3 +333,6 @@ class Web3Chain:
 
     def buy_call(self, offer_id: int, kwh: int) -> dict[str, Any]:
         return {"to": self.market_address, "data": self.market.encode_abi("buy", [offer_id, kwh])}
+
+    def ask_call(self, price_per_kwh: int) -> dict[str, Any]:
+        return {"to": self.market_address, "data": self.market.encode_abi("setAskPrice", [price_per_kwh])}

@@ -77,6 +77,7 @@ def run(config: AgentConfig, imported_uwh: Callable[[], int | None] | None = Non
     """Run the agent until stopped. ``imported_uwh`` gives the home's cumulative import (micro-Wh) for
     automatic buying; without it the meter's import as committed to the store is used."""
     from heliogrid_agent.agent import Agent
+    from heliogrid_agent.askprice import AskPrice
     from heliogrid_agent.autobuy import AutoBuyer
     from heliogrid_agent.clock import SystemClock
     from heliogrid_agent.indicators import PauseButton, SaleLed
@@ -125,6 +126,7 @@ def run(config: AgentConfig, imported_uwh: Callable[[], int | None] | None = Non
                 clock=clock, metrics=metrics,
             )  # fmt: skip
             AutoBuyer(reporter, available=config.buy.auto, daily_budget=config.buy.daily_budget_units)
+            AskPrice(reporter, configured=config.sell.ask_price_units)
         agent = Agent(config, sensor, store, reporter, clock, metrics, imported_uwh=imported_uwh)
         if config.gpio.led_pin is not None and reporter is not None:
             led = SaleLed(config.gpio.led_pin, config.gpio.led_blinks, pin_factory)

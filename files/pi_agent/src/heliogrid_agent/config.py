@@ -210,6 +210,18 @@ class BuyConfig:
 
 
 @dataclass(frozen=True)
+class SellConfig:
+    # The price each credited kWh is offered at, in tokens (e.g. "1.5"); 0: offer nothing (minted at the tariff only).
+    # The agent sets it on the market only when the meter's key is its owner's account.
+    ask_price_per_kwh: Decimal = Decimal(0)
+
+    @property
+    def ask_price_units(self) -> int:
+        """The ask price in token base units."""
+        return int(self.ask_price_per_kwh * 10**TOKEN_DECIMALS)
+
+
+@dataclass(frozen=True)
 class GpioConfig:
     pin_factory: str = "default"
     led_pin: int | None = None  # blinks on each sale
@@ -232,6 +244,7 @@ class AgentConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     buy: BuyConfig = field(default_factory=BuyConfig)
+    sell: SellConfig = field(default_factory=SellConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -251,6 +264,7 @@ SECTION_CLASSES: dict[str, type] = {
     "metrics": MetricsConfig,
     "ui": UiConfig,
     "buy": BuyConfig,
+    "sell": SellConfig,
     "gpio": GpioConfig,
     "log": LogConfig,
 }
@@ -357,15 +371,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{key} = {value!r} must be a finite number")
         return float(value)
     if kind == "Decimal":
-        try:
-            amount = (
-                Decimal(str(value)) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
-            )
-        except InvalidOperation:
-            amount = None
-        if amount is None or not amount.is_finite() or amount < 0 or amount != round(amount, TOKEN_DECIMALS):
-            raise ConfigError(f'{key} = {value!r} must be a token amount >= 0 with at most 18 decimals, e.g. "1.5"')
-        return amount
+        return token_amount(key, value)
     if kind == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of non-empty strings")
@@ -379,6 +385,17 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{key} = {value!r} must be a string")
     return value
+
+
+def token_amount(key: str, value: Any) -> Decimal:
+    """A token amount such as "1.5" (also from the page); ConfigError names ``key`` and the value when it is not one."""
+    try:
+        amount = Decimal(str(value)) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite() or amount < 0 or amount != round(amount, TOKEN_DECIMALS):
+        raise ConfigError(f'{key} = {value!r} must be a token amount >= 0 with at most 18 decimals, e.g. "1.5"')
+    return amount
 
 
 def _positive(key: str, value: float) -> None:

@@ -128,6 +128,7 @@ class Reporter:
         self._credited_seen: int | None = None  # kWh credited when last looked, to tell sales apart
         self._slow_due = float("-inf")  # the first step reads everything
         self.auto_buyer: Any | None = None  # an autobuy.AutoBuyer sets itself here
+        self.ask_price: Any | None = None  # an askprice.AskPrice sets itself here
 
     # -- the step the agent runs every few seconds ------------------------------------------------------
     def step(self, imported_uwh: int | None = None) -> None:
@@ -143,6 +144,8 @@ class Reporter:
                 if self.auto_buyer is not None:
                     self.auto_buyer.observe(imported_uwh)
                 if self.status.problem is None:
+                    if self.ask_price is not None:  # before the report, so that the report's kWh are offered
+                        self.ask_price.step()
                     self._maybe_report()
                     if self.auto_buyer is not None:
                         self.auto_buyer.buy()

@@ -34,12 +34,12 @@ CREATE TABLE IF NOT EXISTS daily (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,              -- report | approve | buy
+    kind TEXT NOT NULL,              -- report | approve | buy | ask
     nonce INTEGER NOT NULL,
     tx_hash TEXT NOT NULL UNIQUE,
     raw_tx BLOB NOT NULL,
     total_wh INTEGER,                -- the cumulative total a report carries
-    detail TEXT,                     -- JSON: what a buy/approve was for
+    detail TEXT,                     -- JSON: what a buy/approve/ask was for
     status TEXT NOT NULL,            -- signed | sent | mined | reverted | dropped
     created_at REAL NOT NULL,
     sent_at REAL,
@@ -240,6 +240,10 @@ class Store:
     def auto_rows(self) -> list[OutboxRow]:
         """The automatic purchases' buy and approve rows, oldest first (autobuy.py sums them)."""
         return self._rows("kind IN ('buy', 'approve') AND json_extract(detail, '$.auto') = 1 ORDER BY id")
+
+    def last_transaction(self, kind: str) -> OutboxRow | None:
+        rows = self._rows("kind = ? ORDER BY id DESC", (kind,), limit=1)
+        return rows[0] if rows else None
 
     def recent(self, limit: int) -> list[OutboxRow]:
         return self._rows("1 ORDER BY id DESC", limit=limit)

@@ -1,5 +1,5 @@
-"""The Pi's local web page (standard library http.server): state at a glance, pause selling, buy energy, switch
-automatic buying.
+"""The Pi's local web page (standard library http.server): state at a glance, pause selling, set the ask price, buy
+energy, switch automatic buying.
 
 Reading is open to the LAN (clients outside private, loopback and link-local ranges get 403); changing
 anything needs the owner's login code (ui_auth.py says how the page is guarded). Every request must name this
@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from heliogrid_agent.chain import NodeUnavailable, SendRejected
+from heliogrid_agent.config import TOKEN_DECIMALS, ConfigError, token_amount
 from heliogrid_agent.reporter import BuyError
 from heliogrid_agent.ui_auth import HostCheck, SecretError, Session, Sessions, csrf_ok, ensure_secret
 from heliogrid_agent.ui_page import PAGE
@@ -210,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/logout": self._logout,
             "/api/selling": self._selling,
             "/api/auto-buy": self._auto_buy,
+            "/api/ask-price": self._ask_price,
             "/api/buy/quote": self._quote,
             "/api/buy": self._buy,
         }
@@ -341,6 +343,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         log.info("ui: automatic buying %s", "on" if on else "off", extra={"event": "ui_auto_buy", "on": on})
         self._json(HTTPStatus.OK, {"auto_buy": on})
+
+    def _ask_price(self, body: dict[str, Any], _session: Session) -> None:
+        value = body.get("price_per_kwh")
+        try:
+            if not isinstance(value, str):
+                raise ConfigError(f'price_per_kwh = {value!r} must be a token amount as a string, e.g. "1.5"')
+            units = int(token_amount("price_per_kwh", value) * 10**TOKEN_DECIMALS)
+        except ConfigError as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        try:
+            self.agent.set_ask_price(units)
+        except ValueError as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
+            return
+        log.info("ui: ask price set to %s", value, extra={"event": "ui_ask_price", "price": str(units)})
+        self._json(HTTPStatus.OK, {"ask_price_per_kwh": str(units)})
 
     def _quote(self, body: dict[str, Any], session: Session) -> None:
         offer_id, kwh = body.get("offer_id"), body.get("kwh")

@@ -28,6 +28,14 @@ button{padding:.3rem .8rem}#msg{min-height:1.2rem}.warn{background:#ffd;border:1
  <div class="card">Gas (ether)<b id="gas">-</b></div>
  <div class="card">Selling<b id="selling">-</b><button id="toggle">pause</button></div>
 </div>
+<h2>Selling price</h2>
+<div class="cards">
+ <div class="card">Ask price (on chain)<b id="ask">-</b></div>
+ <div class="card">Wanted<b id="askwanted">-</b></div>
+ <div class="card">New ask price (tokens / kWh; 0 = do not offer)<form id="askform"><input id="askinput" size="8">
+  <button id="askset">set</button></form></div>
+</div>
+<p id="asknote"></p>
 <h2>Automatic buying</h2>
 <div class="cards" id="autobuy">
  <div class="card">Imported<b id="imported">-</b></div>
@@ -49,8 +57,8 @@ button{padding:.3rem .8rem}#msg{min-height:1.2rem}.warn{background:#ffd;border:1
 <script>
 const $ = id => document.getElementById(id);
 const tokens = v => v === undefined || v === null ? "-" : (Number(BigInt(v) / 10n**14n) / 1e4).toFixed(4);
-let paused = false, csrf = null, quote = null, auto = null;
-const detailText = d => d && d.kwh !== undefined ? (d.auto ? "auto: " : "") + d.kwh + " kWh, offer " + d.offer_id +
+let paused = false, csrf = null, quote = null, auto = null, askApplies = false;
+const detailText = d => d && d.kwh === undefined && d.price_per_kwh !== undefined ? "ask " + tokens(d.price_per_kwh) + " / kWh" : d && d.kwh !== undefined ? (d.auto ? "auto: " : "") + d.kwh + " kWh, offer " + d.offer_id +
   ", " + tokens(String(d.cost)) + " tokens" : JSON.stringify(d);
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
 async function post(path, body) {
@@ -63,7 +71,7 @@ async function session() {
   const s = await (await fetch("/api/session", {credentials: "same-origin"})).json();
   csrf = s.logged_in ? s.csrf : null; $("login").hidden = s.logged_in; $("account").hidden = !s.logged_in;
   $("codefile").textContent = "sudo cat " + (s.code_file || ""); $("toggle").disabled = !s.logged_in;
-  $("autotoggle").disabled = !s.logged_in || !(auto && auto.available);
+  $("autotoggle").disabled = !s.logged_in || !(auto && auto.available); $("askset").disabled = !s.logged_in || !askApplies;
   $("cap").textContent = s.max_price_per_kwh === "0" ? "buying is off (buy.max_price_per_kwh)" : tokens(s.max_price_per_kwh) + " / kWh";
 }
 $("login").onsubmit = async e => { e.preventDefault(); const d = await post("/api/login", {code: $("code").value});
@@ -91,6 +99,10 @@ async function refresh() {
   $("problem").hidden = !s.problem; $("problem").textContent = s.problem || "";
   const g = s.gas || {}; $("gas").textContent = g.ether_wei ? tokens(g.ether_wei) : "-";
   $("gaswarn").hidden = !g.low; $("gaswarn").textContent = "Low on gas: the meter's ether pays " + g.transactions_left + " more transactions.";
+  const k = s.ask_price || {}; askApplies = !!k.applies; $("askset").disabled = !csrf || !askApplies;
+  $("ask").textContent = k.on_chain ? (k.on_chain === "0" ? "not offering" : tokens(k.on_chain) + " / kWh") : "-";
+  $("askwanted").textContent = k.wanted ? tokens(k.wanted) + " (" + k.source + (k.in_flight ? ", sending" : "") + ")" : "-";
+  $("asknote").textContent = k.note || "";
   auto = s.auto_buy || null; const a = auto || {};
   $("imported").textContent = a.imported_kwh === null || a.imported_kwh === undefined ? "-" : a.imported_kwh.toFixed(3) + " kWh";
   $("bought").textContent = auto ? a.bought_kwh + " kWh" : "-"; $("spent").textContent = auto ? tokens(a.tokens_spent) : "-";
@@ -114,6 +126,7 @@ async function offers() {
     td.append(input, btn); }
 }
 $("toggle").onclick = () => post("/api/selling", {paused: !paused});
+$("askform").onsubmit = async e => { e.preventDefault(); if (await post("/api/ask-price", {price_per_kwh: $("askinput").value.trim()})) $("askinput").value = ""; };
 $("autotoggle").onclick = () => post("/api/auto-buy", {on: !(auto && auto.enabled)});
 session(); refresh(); offers(); setInterval(refresh, 5000); setInterval(offers, 30000);
 </script></body></html>
