@@ -23,12 +23,10 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from eth_account import Account
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.autobuy import AutoBuyer
@@ -41,11 +39,11 @@ from heliogrid_agent.sensors.base import Reading, Sensor
 from heliogrid_agent.store import Store
 
 from heliogrid_testing.chainkit import call
-from heliogrid_testing.loopback_market import TARIFF, GethNotBuilt, LoopbackMarket, bench_key, rpc
+from heliogrid_testing.latency import OBSERVER_POLL, HeadObserver, spread, wait_for
+from heliogrid_testing.loopback_market import TARIFF, GethNotBuilt, LoopbackMarket, bench_key
 from heliogrid_testing.results import Run
 
 POLL_SECONDS = 2.0  # the agent's chain.poll_seconds, as on the lab Pis (the role's default)
-OBSERVER_POLL = 0.05
 KWH = 10**9  # micro-Wh
 PRICE = TARIFF // 5  # the neighbour asks 0.2 tokens per kWh
 
@@ -59,28 +57,6 @@ class Quiet(Sensor):
         return Reading(watts=0.0)
 
 
-class Observer(threading.Thread):
-    """Watches the RPC node: the head, and the buyer's purchasedKWh at every new head (first-seen times)."""
-
-    def __init__(self, url: str, market, buyer: str) -> None:
-        super().__init__(name="observer", daemon=True)
-        self.url, self.market, self.buyer = url, market, buyer
-        self.head = -1
-        self.bought_seen: dict[int, float] = {}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(OBSERVER_POLL):
-            try:
-                head = int(rpc(self.url, "eth_blockNumber"), 16)
-                if head != self.head:
-                    bought = self.market.functions.purchasedKWh(self.buyer).call(block_identifier=head)
-                    self.head = head
-                    self.bought_seen.setdefault(bought, time.time())
-            except (OSError, httpx.HTTPError):
-                continue
-
-
 @dataclass
 class Crossing:
     to_buy_sent: float
@@ -90,16 +66,6 @@ class Crossing:
 
 def mined_buys(store: Store) -> list:
     return [r for r in store.auto_rows() if r.kind == "buy" and r.status == "mined"]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 def measure_period(period: int, crossings: int, rng: random.Random, workdir: Path) -> list[Crossing]:
@@ -116,7 +82,9 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
     )
     market, w3 = lm.market, lm.w3
     agent = None
-    observer = Observer(lm.chain.rpc_url, market, buyer.address)
+    observer = HeadObserver(
+        lm.chain.rpc_url, lambda head: market.functions.purchasedKWh(buyer.address).call(block_identifier=head)
+    )
     try:
         call(w3, seller_key, market.functions.setAskPrice(PRICE))
         time.sleep(period)  # the report needs block time since the registration
@@ -169,12 +137,10 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
             t0 = time.time()
             target = i + 1
             limit = 20 * period + 60
-            wait_for(lambda t=target: t in observer.bought_seen, limit, f"crossing {target} bought on chain")
+            wait_for(lambda t=target: t in observer.seen, limit, f"crossing {target} bought on chain")
             wait_for(lambda t=target: len(mined_buys(store)) >= t, limit, f"crossing {target} settled by the agent")
             row = mined_buys(store)[target - 1]
-            crossing = Crossing(
-                row.sent_at - t0, observer.bought_seen[target] - t0, row.block_number - head_at_crossing
-            )
+            crossing = Crossing(row.sent_at - t0, observer.seen[target] - t0, row.block_number - head_at_crossing)
             results.append(crossing)
             print(
                 f"  period {period} s  crossing {target:>3}: buy sent {crossing.to_buy_sent:5.2f} s, bought on chain "
@@ -189,10 +155,6 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
             agent.stop()
             agent.store.close()
         lm.stop()
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

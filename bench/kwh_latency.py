@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from eth_account import Account
 from heliogrid_agent.agent import Agent
 from heliogrid_agent.chain import Web3Chain, load_deployment
@@ -46,7 +45,8 @@ from heliogrid_agent.reporter import Reporter
 from heliogrid_agent.sensors.base import Reading, Sensor
 from heliogrid_agent.store import Store
 
-from heliogrid_testing.loopback_market import GethNotBuilt, LoopbackMarket, bench_key, rpc
+from heliogrid_testing.latency import OBSERVER_POLL, HeadObserver, spread, wait_for
+from heliogrid_testing.loopback_market import GethNotBuilt, LoopbackMarket, bench_key
 from heliogrid_testing.results import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # per block at a 1 s period, so the rule never delays a report here: the figure is the pipeline's latency.
 CAPACITY_WATTS = 4_000_000
 POLL_SECONDS = 2.0  # the agent's chain.poll_seconds, as on the lab Pis (the role's default)
-OBSERVER_POLL = 0.05
 
 
 class PushSensor(Sensor):
@@ -77,44 +76,12 @@ class PushSensor(Sensor):
         return Reading(watts=0.0, energy_uwh=energy, resolution_uwh=0)
 
 
-class Observer(threading.Thread):
-    """Watches the RPC node: the head, and the meter's credited kWh at every new head (first-seen times)."""
-
-    def __init__(self, url: str, market, meter: str) -> None:
-        super().__init__(name="observer", daemon=True)
-        self.url, self.market, self.meter = url, market, meter
-        self.head = -1
-        self.credited_seen: dict[int, float] = {}  # credited kWh -> wall time first seen
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(OBSERVER_POLL):
-            try:
-                head = int(rpc(self.url, "eth_blockNumber"), 16)
-                if head != self.head:
-                    credited = self.market.functions.getMeter(self.meter).call(block_identifier=head)[6]
-                    self.head = head
-                    self.credited_seen.setdefault(credited, time.time())
-            except (OSError, httpx.HTTPError):
-                continue
-
-
 @dataclass
 class Crossing:
     to_sent: float
     to_chain: float
     to_agent: float
     blocks: int  # blocks sealed from the crossing up to and including the one holding the report
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 def measure_period(period: int, crossings: int, rng: random.Random, workdir: Path) -> list[Crossing]:
@@ -127,7 +94,9 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
         meters=[{"address": meter.address, "owner": meter.address, "capacity_watts": CAPACITY_WATTS}],
     )
     agent = None
-    observer = Observer(lm.chain.rpc_url, lm.market, meter.address)
+    observer = HeadObserver(
+        lm.chain.rpc_url, lambda head: lm.market.functions.getMeter(meter.address).call(block_identifier=head)[6]
+    )
     try:
         config = parse_config(
             {
@@ -182,12 +151,12 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
             assert sample.crossed_kwh, sample
             target = i + 1
             limit = 20 * period + 60
-            wait_for(lambda t=target: t in observer.credited_seen, limit, f"crossing {target} credited on chain")
+            wait_for(lambda t=target: t in observer.seen, limit, f"crossing {target} credited on chain")
             wait_for(lambda t=target: len(sales) >= t, limit, f"crossing {target} seen by the agent")
             row = next(r for r in store.transactions() if r.kind == "report" and r.total_wh == 500 + 1000 * target)
             crossing = Crossing(
                 to_sent=row.sent_at - t0,
-                to_chain=observer.credited_seen[target] - t0,
+                to_chain=observer.seen[target] - t0,
                 to_agent=sales[target - 1] - t0,
                 blocks=row.block_number - head_at_crossing,
             )
@@ -204,10 +173,6 @@ def measure_period(period: int, crossings: int, rng: random.Random, workdir: Pat
             agent.stop()
             agent.store.close()
         lm.stop()
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
