@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 from heliogrid_contracts.rpc import connect
+from web3.logs import DISCARD
 
 from lab import lab
 from lab.geth_defaults import geth_defaults
@@ -133,6 +134,31 @@ class Meter:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """One OfferCreated event: what a seller put up for sale after a report, at its asking price."""
+
+    offer_id: int
+    seller: str
+    meter: str
+    kwh: int
+    price: int  # token base units per kWh
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One EnergyPurchased event, with the token Transfers of the same transaction."""
+
+    block: int
+    tx_hash: str
+    offer_id: int
+    buyer: str
+    seller: str
+    kwh: int
+    cost: int
+    transfers: tuple[tuple[str, str, int], ...]  # (from, to, value) of the token's Transfer events in the transaction
+
+
+@dataclass(frozen=True)
 class Report:
     """One ProductionReported event: the cumulative total a meter reported and what it was credited for it."""
 
@@ -219,3 +245,56 @@ class Contracts:
             to_block=to_block,
         )
         return sum(int(e["args"]["value"]) for e in events)
+
+    def offers(self, to_block: int | str = "latest") -> dict[int, Offer]:
+        """Every offer ever created (OfferCreated events), by offer id."""
+        events = self.market.events.OfferCreated().get_logs(from_block=self.first_block, to_block=to_block)
+        return {
+            int(e["args"]["offerId"]): Offer(
+                int(e["args"]["offerId"]),
+                self.w3.to_checksum_address(e["args"]["seller"]),
+                self.w3.to_checksum_address(e["args"]["meter"]),
+                int(e["args"]["kWh"]),
+                int(e["args"]["pricePerKWh"]),
+            )
+            for e in events
+        }
+
+    def purchases(self, buyer: str | None = None, to_block: int | str = "latest") -> list[Purchase]:
+        """EnergyPurchased events (of `buyer`, or everyone's), oldest first, each with its transaction's token
+        Transfers read from the receipt."""
+        filters = {} if buyer is None else {"buyer": self.w3.to_checksum_address(buyer)}
+        events = self.market.events.EnergyPurchased().get_logs(
+            argument_filters=filters, from_block=self.first_block, to_block=to_block
+        )
+        found = []
+        for e in sorted(events, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            receipt = self.w3.eth.get_transaction_receipt(e["transactionHash"])
+            transfers = tuple(
+                (
+                    self.w3.to_checksum_address(t["args"]["from"]),
+                    self.w3.to_checksum_address(t["args"]["to"]),
+                    int(t["args"]["value"]),
+                )
+                for t in self.token.events.Transfer().process_receipt(receipt, errors=DISCARD)
+            )
+            args = e["args"]
+            found.append(
+                Purchase(
+                    int(e["blockNumber"]),
+                    e["transactionHash"].to_0x_hex(),
+                    int(args["offerId"]),
+                    self.w3.to_checksum_address(args["buyer"]),
+                    self.w3.to_checksum_address(args["seller"]),
+                    int(args["kWh"]),
+                    int(args["cost"]),
+                    transfers,
+                )
+            )
+        return found
+
+    def purchased_kwh(self, buyer: str, block: int | str = "latest") -> int:
+        return int(self.market.functions.purchasedKWh(self.w3.to_checksum_address(buyer)).call(block_identifier=block))
+
+    def balance(self, owner: str, block: int | str = "latest") -> int:
+        return int(self.token.functions.balanceOf(self.w3.to_checksum_address(owner)).call(block_identifier=block))

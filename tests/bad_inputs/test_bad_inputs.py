@@ -64,6 +64,8 @@ CASES = [
     Case(INVENTORY, "S0 input given as header pin 40",
          Inventory("pi_agent.yml", {"pi_agent_sensor": "s0", "pi_agent_s0_pin": 40}),
          "pi_agent_s0_pin is '40', expected a BCM GPIO number 0..27"),
+    Case(INVENTORY, "simulated day that stands still", Inventory("pi_agent.yml", {"pi_agent_simulated_time_scale": 0}),
+         "pi_agent_simulated_time_scale '0' greater than 0"),
     Case(INVENTORY, "UI port out of range", Inventory("pi_agent.yml", {"pi_agent_ui_port": 70000}),
          "pi_agent_ui_port is '70000', expected a TCP port in 1..65535"),
     Case(INVENTORY, "buy cap written with a decimal comma",

@@ -27,6 +27,10 @@ RESULTS = lab.ROOT / "test-results"
 FIRST_SALE_WITHIN = float(os.environ.get("HELIOGRID_FIRST_SALE_SECONDS", "240"))
 # How far (in blocks) the stats app's index may trail the node when the page or the API is read.
 INDEX_LAG = 3
+# The consumer Pi (host_vars/pi1.yml) imports about 2.8 kWh per 4-minute simulated day: two purchases well within this.
+BUYS_WITHIN = float(os.environ.get("HELIOGRID_BUYS_SECONDS", "480"))
+TOKEN = 10**18
+NET_CONSUMER_AFTER = 720  # s of the consumer's agent running after which its import exceeds its export
 STATS_HTTP_PORT = 80  # nginx in front of the stats app (roles/stats_app stats_app_nginx_http_port)
 
 API_SCRIPT = """
@@ -84,6 +88,81 @@ def test_each_meters_record_on_chain_equals_its_agents_confirmed_reports(contrac
         )
         assert ledger.chain.credited_kwh >= 1, f"{pi}: nothing sold yet, nothing to compare"
         assert ledger.discrepancies() == []
+
+
+def test_the_consumer_pi_buys_its_homes_imports_from_the_producers_never_above_its_cap(contracts, pis):
+    """pi1 is the lab's net consumer (inventories/lab/host_vars/pi1.yml): it sells by day and buys every kWh its home
+    imports by evening, automatically, from the cheapest offers within its cap. Its tokens go to the producers whose
+    offers it took, exactly the offers' prices, never above its cap (pi3 asks more than the cap: never bought),
+    never its own offers, and what the agent shows equals the chain."""
+    every = lab.hostvars()
+    consumers = [pi for pi in pis if every[pi].get("pi_agent_buy_auto")]
+    assert consumers, "no lab Pi buys automatically (pi_agent_buy_auto)"
+    consumer = consumers[0]
+    producers = [pi for pi in pis if pi not in consumers]
+    cap = int(Decimal(every[consumer]["pi_agent_buy_max_price_per_kwh"]) * TOKEN)
+    budget = int(Decimal(every[consumer]["pi_agent_buy_daily_budget"]) * TOKEN)
+    meter = agents.status(consumer)["address"]
+    producer_meters = {pi: agents.status(pi)["address"] for pi in producers}
+    sellers = {contracts.meter(m).owner for m in producer_meters.values()}
+
+    bought = eventually(lambda: len(contracts.purchases(meter)) >= 2, timeout=BUYS_WITHIN, interval=10)
+    assert bought, f"{consumer}: fewer than 2 automatic purchases on chain within {BUYS_WITHIN:.0f} s"
+    # Over any 12 minutes of its simulated days the consumer imports at least 0.5 kWh more than it exports (less
+    # time can end on a sunny stretch); in `make test` this module runs later than that anyway.
+    time.sleep(max(agents.first_start(consumer) + NET_CONSUMER_AFTER - time.time(), 0))
+
+    def settled():
+        """The agent's auto-buy figures and the chain at one block, at a moment nothing is in flight."""
+        before = agents.status(consumer)
+        if not before or before["auto_buy"]["in_flight"]:
+            return None
+        block = contracts.block_number()
+        chain_kwh = contracts.purchased_kwh(meter, block)
+        after = agents.status(consumer)
+        if after["auto_buy"] != before["auto_buy"] or after["auto_buy"]["bought_kwh"] != chain_kwh:
+            return None
+        return after, block
+
+    found = eventually(settled, timeout=120, interval=3)
+    assert found, f"{consumer}: no moment within 120 s when its auto-buy figures equalled the chain"
+    status, block = found
+    auto = status["auto_buy"]
+    purchases = contracts.purchases(meter, block)
+    offers = contracts.offers(block)
+    imported, exported = status["imported_wh"] / 1000, status["exported_wh"] / 1000
+    print(
+        f"FIGURE: {consumer} imported {imported:.1f} kWh, exported {exported:.1f} kWh, bought {auto['bought_kwh']} kWh "
+        f"in {len(purchases)} purchase(s) for {Decimal(auto['tokens_spent']) / TOKEN} tokens, "
+        f"{auto['uncovered_kwh']} kWh uncovered ({auto['waiting']}), at block {block}"
+    )
+    assert imported > exported, f"{consumer} is meant to be a net consumer: imported {imported}, exported {exported}"
+    for pi in producers:
+        produced = agents.status(pi)
+        assert produced["exported_wh"] > 0, f"{pi} is meant to be a net producer"
+        assert produced["imported_wh"] == 0, f"{pi} is meant to be a net producer"
+
+    own, paid = contracts.meter(meter, block).owner, {}
+    for p in purchases:
+        offer = offers[p.offer_id]
+        assert offer.meter != meter, f"bought its own offer: {p}"
+        assert offer.seller not in {meter, own}, f"bought its own offer: {p}"
+        assert p.seller == offer.seller in sellers, f"{p}: not an offer of a producer ({sorted(sellers)})"
+        assert offer.price <= cap, f"{p}: bought at {offer.price} per kWh, above the cap {cap}"
+        assert p.cost == p.kwh * offer.price, f"{p}: paid {p.cost} for {p.kwh} kWh at {offer.price}"
+        assert p.transfers == ((meter, offer.seller, p.cost),), f"{p}: the tokens did not go to the seller"
+        paid[p.seller] = paid.get(p.seller, 0) + p.cost
+    assert any(o.price > cap and o.seller in sellers for o in offers.values()), "no offer above the cap to refuse"
+    for seller in paid:
+        offered = sum(o.kwh for o in offers.values() if o.seller == seller)
+        taken = sum(p.kwh for p in purchases if p.seller == seller)
+        assert taken <= offered, f"bought {taken} kWh from {seller}, who offered {offered}"
+        received = sum(p.cost for p in contracts.purchases(None, block) if p.seller == seller)
+        assert contracts.balance(seller, block) == contracts.minted_to(seller, block) + received, seller
+    assert auto["bought_kwh"] == sum(p.kwh for p in purchases) == contracts.purchased_kwh(meter, block)
+    assert int(auto["tokens_spent"]) == sum(paid.values())
+    assert auto["bought_kwh"] <= auto["imported_kwh"] // 1 - auto["baseline_kwh"]
+    assert int(auto["spent_today"]) <= budget
 
 
 def test_tokens_minted_are_the_credited_kwh_at_the_tariff(contracts):
@@ -148,5 +227,32 @@ def test_stats_page_in_chromium_shows_the_chains_meter_totals_and_sold_kwh(contr
     assert int(page.by_id["sold-kwh"]) == sum(m.credited_kwh for m in meters.values())
     assert Decimal(page.by_id["produced-kwh"]) == Decimal(sum(m.total_wh for m in meters.values())) / 1000
     assert Decimal(page.by_id["tokens-minted"]) == Decimal(contracts.total_supply(indexed)) / 10**18
+    # The market view: the book, the trades and each meter's purchases, as the chain has them at that block.
+    offers, purchases = contracts.offers(indexed), contracts.purchases(None, indexed)
+    taken: dict[int, int] = {}
+    for p in purchases:
+        taken[p.offer_id] = taken.get(p.offer_id, 0) + p.kwh
+    book: dict[int, list[int]] = {}
+    for o in offers.values():
+        if o.kwh > taken.get(o.offer_id, 0):
+            level = book.setdefault(o.price, [0, 0])
+            level[0] += o.kwh - taken.get(o.offer_id, 0)
+            level[1] += 1
+    print(f"FIGURE: stats page market view: {len(offers)} offers, {len(purchases)} purchases, book {book}")
+    assert purchases, "no trade on the lab's chain to show"
+    assert [(Decimal(p), int(k), int(n)) for p, k, n in page.rows["depth"]] == [
+        (Decimal(price) / TOKEN, kwh, n) for price, (kwh, n) in sorted(book.items())
+    ]
+    assert int(page.by_id["open-offers"]) == sum(n for _kwh, n in book.values())
+    assert int(page.by_id["open-kwh"]) == sum(kwh for kwh, _n in book.values())
+    assert int(page.by_id["bought-kwh"]) == sum(p.kwh for p in purchases)
+    newest = purchases[::-1][: len(page.rows["sales"])]
+    assert len(page.rows["sales"]) == min(len(purchases), 20)
+    assert [(int(r[1]), int(r[4]), Decimal(r[5]), Decimal(r[6])) for r in page.rows["sales"]] == [
+        (p.offer_id, p.kwh, Decimal(offers[p.offer_id].price) / TOKEN, Decimal(p.cost) / TOKEN) for p in newest
+    ]
+    assert {address.lower(): cols["bought-kwh"] for address, cols in page.meter_cols.items()} == {
+        address: contracts.purchased_kwh(address, indexed) for address in meters
+    }
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000

@@ -16,6 +16,7 @@ from heliogrid_testing.sealing import hold_until_sealed
 
 from heliogrid_agent.autobuy import AutoBuyer
 from heliogrid_agent.chain import Web3Chain, load_deployment
+from heliogrid_agent.metrics import AgentMetrics
 from heliogrid_agent.reporter import Reporter
 from heliogrid_agent.store import Store
 
@@ -125,9 +126,11 @@ def test_imported_kwh_are_bought_from_the_cheapest_offers_first_and_each_once(ma
     cheap = market.offer(1, 2, 3 * TOKEN // 10)
     market.offer(0, 2, 8 * TOKEN // 10)
     before = market.balance()
-    reporter, buyer = make_buyer(market, tmp_path, clock)
+    metrics = AgentMetrics()
+    reporter, buyer = make_buyer(market, tmp_path, clock, metrics=metrics)
     run(reporter, KWH // 5, steps=2)  # the baseline: 0 whole kWh imported so far
     assert market.purchased() == 0
+    assert metrics.registry.get_sample_value("heliogrid_agent_auto_buy_uncovered_kwh") == 0
     run(reporter, 4 * KWH + KWH // 2)
     assert market.purchases() == [(cheap, 2, 2 * 3 * TOKEN // 10), (dear, 2, 2 * TOKEN // 2)]
     assert market.purchased() == 4
@@ -136,10 +139,31 @@ def test_imported_kwh_are_bought_from_the_cheapest_offers_first_and_each_once(ma
     status = buyer.status()
     assert (status["bought_kwh"], status["tokens_spent"], status["uncovered_kwh"]) == (4, str(spent), 0)
     assert status["imported_kwh"] == pytest.approx(4.5)
+    metric = metrics.registry.get_sample_value
+    assert metric("heliogrid_agent_auto_buy_bought_kwh") == 4
+    assert metric("heliogrid_agent_auto_buy_tokens_spent") == spent
+    assert metric("heliogrid_agent_auto_buy_spent_today") == spent
+    assert metric("heliogrid_agent_auto_buy_uncovered_kwh") == 0
+    assert metric("heliogrid_agent_auto_buy_enabled") == 1
     run(reporter, 4 * KWH + KWH // 2)  # nothing new imported: nothing more bought
     assert market.purchased() == 4
     # the allowance was approved for each purchase's exact cost, and nothing of it is left over
     assert market.token.functions.allowance(market.buyer, market.market.address).call() == 0
+
+
+def test_the_pages_offer_list_is_the_books_cheapest_open_offers_read_again_on_chain(market, tmp_path, clock):
+    dear = market.offer(0, 3, TOKEN // 2)
+    cheap = market.offer(1, 2, 3 * TOKEN // 10)
+    middle = market.offer(0, 2, 4 * TOKEN // 10)
+    reporter, buyer = make_buyer(market, tmp_path, clock, available=False)
+    assert [o.offer_id for o in reporter.open_offers(max_age=0)] == [cheap, middle, dear]
+    assert [o.offer_id for o in reporter.open_offers(limit=2, max_age=0)] == [cheap, middle]
+    # cancelled on chain after the book read it: the next list leaves it out, and the book forgets it
+    seller = SELLER_KEYS[1]
+    call(market.w3, seller, market.market.functions.cancelOffer(cheap))
+    assert [o.offer_id for o in reporter.open_offers(max_age=0)] == [middle, dear]
+    assert cheap not in buyer.book.offers
+    assert [o.remaining_kwh for o in reporter.open_offers(max_age=0)] == [2, 3]
 
 
 def test_an_import_that_grows_while_a_purchase_is_approved_still_gets_bought(market, tmp_path, clock):

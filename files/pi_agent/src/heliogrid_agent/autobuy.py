@@ -275,6 +275,18 @@ class AutoBuyer:
         self.waiting = reason
 
     # -- what the page shows -----------------------------------------------------------------------------
+    def publish(self, metrics: Any) -> None:
+        """Set the auto-buy gauges of ``metrics`` (an AgentMetrics) from the outbox's ledger."""
+        ledger = self.ledger()
+        metrics.auto_buy_enabled.set(1 if self.enabled else 0)
+        metrics.auto_buy_bought_kwh.set(ledger.bought_kwh)
+        metrics.auto_buy_tokens_spent.set(ledger.spent)
+        metrics.auto_buy_spent_today.set(ledger.spent_today)
+        metrics.auto_buy_daily_budget.set(self.daily_budget)
+        uncovered = self.uncovered_kwh(ledger)
+        if uncovered is not None:
+            metrics.auto_buy_uncovered_kwh.set(uncovered)
+
     def status(self) -> dict[str, Any]:
         ledger = self.ledger()
         return {

@@ -76,6 +76,25 @@ class AgentMetrics:
             p + "report_reverts_in_a_row", "Reports reverted in a row (the next one backs off)", registry=r
         )
 
+        self.auto_buy_enabled = Gauge(
+            p + "auto_buy_enabled", "1 while automatic buying is on (configuration and the owner's switch)", registry=r
+        )
+        self.auto_buy_bought_kwh = Gauge(p + "auto_buy_bought_kwh", "kWh bought automatically (mined)", registry=r)
+        self.auto_buy_tokens_spent = Gauge(
+            p + "auto_buy_tokens_spent", "Token base units paid by automatic purchases (mined)", registry=r
+        )
+        self.auto_buy_spent_today = Gauge(
+            p + "auto_buy_spent_today",
+            "Token base units of the automatic purchases signed since local midnight (mined or in flight)",
+            registry=r,
+        )
+        self.auto_buy_daily_budget = Gauge(
+            p + "auto_buy_daily_budget", "The owner's daily budget for automatic purchases (base units)", registry=r
+        )
+        self.auto_buy_uncovered_kwh = Gauge(
+            p + "auto_buy_uncovered_kwh", "Whole kWh imported since the baseline and not bought yet", registry=r
+        )
+
     def serve(self, address: str, port: int) -> Any:
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server

@@ -524,12 +524,27 @@ class Reporter:
             return hashes
 
     def open_offers(self, limit: int = 10, max_age: float = 15.0) -> list[Offer]:
-        """The newest open offers (cached for ``max_age`` seconds: the page polls)."""
+        """The cheapest open offers, the oldest first at equal prices, from the offer book that auto-buy keeps
+        (market events, offerbook.py), each read again with getOffer; without a book the newest open offers of the
+        last 10 x ``limit``. Cached for ``max_age`` seconds: the page polls."""
         fetched_at, offers = self._offers
         if self.clock.time() - fetched_at < max_age:
             return offers
         found: list[Offer] = []
+        book = getattr(self.auto_buyer, "book", None)
         with self.lock:
+            if book is not None:
+                book.scan()
+                for candidate in book.cheapest():
+                    if len(found) >= limit:
+                        break
+                    offer = self.chain.get_offer(candidate.offer_id)
+                    if offer.open and offer.remaining_kwh > 0:
+                        found.append(offer)
+                    else:
+                        book.forget(candidate.offer_id)
+                self._offers = (self.clock.time(), found)
+                return found
             last = self.chain.next_offer_id() - 1
             offer_id = last
             while offer_id >= 1 and len(found) < limit and last - offer_id < 10 * limit:
@@ -573,6 +588,8 @@ class Reporter:
         if status.meter is not None:
             m.reported_wh.set(status.meter.total_wh)
             m.credited_kwh.set(status.meter.credited_kwh)
+        if self.auto_buyer is not None:
+            self.auto_buyer.publish(m)
         for account, balance in status.balances.items():
             m.token_balance.labels(account).set(balance)
         m.pending.set(len(self.store.unresolved()))
