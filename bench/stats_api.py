@@ -7,9 +7,12 @@ production reports, offers, purchases), starts the app for each with uvicorn in 
 127.0.0.1, run as `heliogrid-stats serve` runs it (`uvicorn_options`), then loads each in turn, in
 rounds (size after size, round after round) so that the machine's other load falls on every size
 alike. The load comes from this process: keep-alive connections sending GETs
-(heliogrid_testing.http_load, lean enough that the server, not the client, is what is measured).
-It prints requests per second and the p50/p99 latency per size and path, so one can see that the
-answer time stays flat as the chain grows. "build ms" is the server-side cost of one summary
+(heliogrid_testing.http_load, lean enough that the server, not the client, is what is measured),
+twice per size and path: as fast as the server answers ("most": its throughput, latency being
+mostly queueing behind the other connections), and paced at --rate requests/s ("at 500/s": the
+latency a client sees at that load, counted from when each request was due). It prints requests
+per second and the p50/p99 latency, so one can see that the answer time stays flat as the chain
+grows. "build ms" is the server-side cost of one summary
 measured in-process (best of 7), a reference free of HTTP and of the machine's other load.
 Generating the events instead of mining them keeps the run short (py-evm needs about 50 ms per
 transaction); what is measured -- the read path -- is the same.
@@ -222,10 +225,10 @@ def start_server(work: Path, database: Path) -> tuple[multiprocessing.process.Ba
             time.sleep(0.2)
 
 
-def measure(port: int, path: str, args: argparse.Namespace, seconds: float) -> Load:
-    """Warm up (unmeasured), then load `path` for `seconds`."""
+def measure(port: int, path: str, args: argparse.Namespace, seconds: float, rate: float | None) -> Load:
+    """Warm up (unmeasured), then load `path` for `seconds`, as fast as it answers or at `rate`."""
     asyncio.run(load("127.0.0.1", port, [path], clients=args.clients, duration=args.warmup, record=False))
-    return asyncio.run(load("127.0.0.1", port, [path], clients=args.clients, duration=seconds))
+    return asyncio.run(load("127.0.0.1", port, [path], clients=args.clients, duration=seconds, rate=rate))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,11 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="the duration is split over this many rounds")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each round")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--rate", type=float, default=500.0, help="requests/s of the paced load")
     args = parser.parse_args(argv)
-    if any(s < 300 for s in args.sizes) or not 0 < args.duration <= 600 or args.clients < 1 or args.rounds < 1:
+    if (
+        any(s < 300 for s in args.sizes)
+        or not 0 < args.duration <= 600
+        or args.clients < 1
+        or args.rounds < 1
+        or args.rate <= 0
+    ):
         parser.error(f"expected sizes >= 300, 0 < duration <= 600, clients >= 1, rounds >= 1, got {vars(args)}")
     run = Run("stats_api", "Stats API requests per second and p99 at three index sizes")
-    results: dict[tuple[int, str], Load] = {(size, path): Load() for size in args.sizes for path in args.paths}
+    modes = {"most": None, f"at {args.rate:g}/s": args.rate}
+    results: dict[tuple[int, str, str], Load] = {
+        (size, path, mode): Load() for size in args.sizes for path in args.paths for mode in modes
+    }
     with ExitStack() as stack:
         servers = {}
         for size in args.sizes:
@@ -263,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         for _ in range(args.rounds):
             for size in args.sizes:
-                for path in args.paths:
-                    part = measure(servers[size][0], path, args, args.duration / args.rounds)
-                    total = results[size, path]
+                for path, (mode, rate) in ((p, m) for p in args.paths for m in modes.items()):
+                    part = measure(servers[size][0], path, args, args.duration / args.rounds, rate)
+                    total = results[size, path, mode]
                     total.latencies += part.latencies
                     total.errors += part.errors
                     total.seconds += part.seconds
@@ -275,34 +288,43 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.clients} keep-alive clients, {args.duration:g} s per size and path in {args.rounds} rounds, "
         "one server process per size"
     )
-    print(f"{'events':>8} {'path':<18} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'events':>8} {'path':<18} {'load':<10} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8}"
+    )
     lines = [
         f"{args.clients} keep-alive connections (heliogrid_testing.http_load) for {args.duration:g} s per size and "
         f"path, in {args.rounds} rounds taking the sizes in turn (each round after {args.warmup:g} s unmeasured); "
         "the app run as `heliogrid-stats serve` runs it, one server process per index on 127.0.0.1, each index "
         "filled through the indexer's write path with generated market events.",
         "",
-        "| indexed events | head block | path | requests | errors | requests/s | p50 (ms) | p99 (ms) | "
+        "| indexed events | head block | path | load | requests | errors | requests/s | p50 (ms) | p99 (ms) | "
         "summary built in-process, best (ms) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         port, head, _, build_ms = servers[size]
-        for path in args.paths:
-            r = results[size, path]
+        for path, mode in ((p, m) for p in args.paths for m in modes):
+            r = results[size, path, mode]
             errors = len(r.errors) + sum(n for status, n in r.statuses.items() if status != 200)
             rps = r.requests / r.seconds
             p50, p99 = r.percentile(50) * 1000, r.percentile(99) * 1000
             lines.append(
-                f"| {size:,} | {head:,} | `{path}` | {r.requests:,} | {errors} | {rps:.0f} | {p50:.1f} | {p99:.1f} "
-                f"| {build_ms:.2f} |"
+                f"| {size:,} | {head:,} | `{path}` | {mode} | {r.requests:,} | {errors} | {rps:.0f} | {p50:.1f} "
+                f"| {p99:.1f} | {build_ms:.2f} |"
             )
-            print(f"{size:>8} {path:<18} {r.requests:>9} {errors:>6} {rps:>8.0f} {p50:>8.1f} {p99:>8.1f}", flush=True)
+            print(
+                f"{size:>8} {path:<18} {mode:<10} {r.requests:>9} {errors:>6} {rps:>8.0f} {p50:>8.1f} {p99:>8.1f}",
+                flush=True,
+            )
     lines += [
         "",
-        "Client and server share this machine's two CPUs (and its other load): requests/s and latency are those of "
-        "the pair. The summary is built once per change of the index or the node list (at most a second old) and "
-        "served as encoded JSON; `/api/v1/market` is read from SQLite in a reader thread on every request.",
+        'Load "most": each connection sends its next request when the last is answered (the server\'s throughput; '
+        f'the latency is mostly the wait behind the other {args.clients - 1} connections). Load "at {args.rate:g}/s": '
+        "requests paced at that rate, each one's latency counted from when it was due. Client and server share this "
+        "machine's two CPUs (and its other load): requests/s and latency are those of the pair. The summary is built "
+        "once per change of the index or the node list (at most a second old) and served as encoded JSON; "
+        "`/api/v1/market` is read from SQLite in a reader thread on every request.",
     ]
     run.write(lines)
     return 0

@@ -1,5 +1,7 @@
 """A lean HTTP/1.1 load generator for loopback: keep-alive connections on asyncio streams, each sending GETs one
-after another, timing every answer.
+after another, timing every answer. Either as fast as the server answers (`rate=None`: the server's most), or
+paced at `rate` requests/s in all (an offered load: each request's latency is counted from when it was due, so a
+server that falls behind is charged for the wait too).
 
 The benchmark and the stats app's flood test share the machine's two cores with the server they load: httpx's
 client cost about as much CPU per request as the server's answer, so it measured mostly itself. This one parses
@@ -58,8 +60,10 @@ async def load(
     duration: float,
     max_requests: int | None = None,
     record: bool = True,
+    rate: float | None = None,
 ) -> Load:
-    """`clients` connections GET `paths` in turn for `duration` seconds, or until `max_requests` were sent."""
+    """`clients` connections GET `paths` in turn for `duration` seconds, or until `max_requests` were sent; paced at
+    `rate` requests/s in all when given."""
     result = Load()
     requests = [f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: heliogrid-load\r\n\r\n".encode() for p in paths]
     sent = 0
@@ -74,10 +78,16 @@ async def load(
             result.errors.append(f"connect: {exc}")
             return
         i = offset
+        every = None if rate is None else clients / rate
+        due = start + (0 if every is None else every * offset / clients)
         try:
             while time.perf_counter() < until and (max_requests is None or sent < max_requests):
                 sent += 1
-                t0 = time.perf_counter()
+                if every is None:
+                    t0 = time.perf_counter()
+                else:
+                    t0, due = due, due + every
+                    await asyncio.sleep(max(t0 - time.perf_counter(), 0))
                 status = await get(reader, writer, requests[i % len(requests)])
                 i += 1
                 if record:
