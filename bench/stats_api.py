@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         'Load "most": each connection sends its next request when the last is answered (the server\'s throughput; '
         f'the latency is mostly the wait behind the other {args.clients - 1} connections). Load "at {args.rate:g}/s": '
         "requests paced at that rate, each one's latency counted from when it was due. Client and server share this "
-        "machine's two CPUs (and its other load): requests/s and latency are those of the pair. The summary is built "
-        "once per change of the index or the node list (at most a second old) and served as encoded JSON; "
-        "`/api/v1/market` is read from SQLite in a reader thread on every request.",
+        "machine's two CPUs (and its other load): requests/s and latency are those of the pair. Each answer is built "
+        "in a reader thread once per change of the index (the summary: also of the node list), at most a second "
+        "old, and served as encoded JSON meanwhile (heliogrid_stats.reads).",
     ]
     run.write(lines)
     return 0

@@ -187,12 +187,13 @@ def test_healthz_says_the_indexer_fails_and_the_log_says_why(config, caplog):
     assert "port=9" in caplog.text  # the exception, in the log
 
 
-@pytest.mark.parametrize("path", ["/api/v1/summary", "/"])
-def test_summary_follows_the_index_at_once(client, sync, market, trading, path):
+@pytest.mark.parametrize("path", ["/api/v1/summary", "/", "/api/v1/energy"])
+def test_cached_answers_follow_the_index_at_once(client, sync, market, trading, path):
     sync()
-    before = client.get("/api/v1/summary").json()["energy"]["produced_wh"]
-    client.get(path)  # cached now
+    before = client.get("/api/v1/energy").json()["produced_wh"]
+    client.get(path)  # built and kept now
     market.travel(3600)
     market.report(trading["meters"][1], 4_000)
     sync()
     assert client.get("/api/v1/summary").json()["energy"]["produced_wh"] == before + 1_500
+    assert client.get("/api/v1/energy").json()["produced_wh"] == before + 1_500
