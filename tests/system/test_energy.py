@@ -25,8 +25,9 @@ from lab import lab
 RESULTS = lab.ROOT / "test-results"
 # A lab Pi exports about 60 kW (inventories/lab/group_vars/pis/pi_agent.yml): a kWh a minute.
 FIRST_SALE_WITHIN = float(os.environ.get("HELIOGRID_FIRST_SALE_SECONDS", "240"))
-# How far (in blocks) the stats app's index may trail the node when the page or the API is read.
-INDEX_LAG = 3
+# How far (in blocks) the stats app's index may trail the node when the page or the API is read: the role's
+# stats_app_confirmations (2) plus the polls in between.
+INDEX_LAG = 2 + 3
 # The consumer Pi (host_vars/pi1.yml) imports about 2.8 kWh per 4-minute simulated day: two purchases well within this.
 BUYS_WITHIN = float(os.environ.get("HELIOGRID_BUYS_SECONDS", "480"))
 TOKEN = 10**18

@@ -15,8 +15,8 @@ ROLE = Path(__file__).resolve().parents[2] / "roles" / "stats_app"
 PROXIED = "proxy_pass http://heliogrid_stats;"
 
 
-def render(**overrides: object) -> dict[str, dict[str, str]]:
-    """The site's servers: their listen directives (joined by ', ') -> location -> the location's body."""
+def render_text(**overrides: object) -> str:
+    """The site as Ansible writes it, with the role's defaults and vars and `overrides`."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined, trim_blocks=True
     )
@@ -25,7 +25,12 @@ def render(**overrides: object) -> dict[str, dict[str, str]]:
     for name, expression in yaml.safe_load((ROLE / "vars" / "main.yml").read_text()).items():
         value = env.from_string(str(expression)).render(**variables).strip()
         variables[name] = {"True": True, "False": False}.get(value, value)
-    text = env.get_template("nginx-site.conf.j2").render(**variables)
+    return env.get_template("nginx-site.conf.j2").render(**variables)
+
+
+def render(**overrides: object) -> dict[str, dict[str, str]]:
+    """The site's servers: their listen directives (joined by ', ') -> location -> the location's body."""
+    text = render_text(**overrides)
     servers = {}
     for body in _blocks(text, "server"):
         listen = ", ".join(re.findall(r"^\s*listen ([^;]+);", body, re.MULTILINE))
@@ -100,3 +105,73 @@ def test_with_tls_and_no_ethstats_address_ethstats_stays_on_https() -> None:
 def test_ethstats_address_listens_on_the_http_port(address: str, listen: str) -> None:
     servers = render(stats_app_ethstats_listen_address=address, stats_app_nginx_http_port=8080)
     assert PROXIED in servers[listen]["= /api"]
+
+
+def limits(location: str) -> dict[str, str]:
+    """A location's limit_req and limit_conn: directive -> its arguments."""
+    return dict(re.findall(r"(limit_(?:req|conn)) ([^;]+);", location))
+
+
+def zones(text: str) -> dict[str, str]:
+    """The site's limit_req_zone and limit_conn_zone definitions: zone name -> rate ('' for connection zones)."""
+    found = re.findall(r"^limit_(?:req|conn)_zone \$binary_remote_addr zone=(\w+):\w+(?: rate=(\w+/\w))?;", text, re.M)
+    return dict(found)
+
+
+def test_the_page_and_api_are_limited_per_address_by_the_role_variables() -> None:
+    text = render_text(stats_app_nginx_limit_rate=7, stats_app_nginx_limit_burst=9, stats_app_nginx_limit_conn=3)
+    public = render(stats_app_nginx_limit_rate=7, stats_app_nginx_limit_burst=9, stats_app_nginx_limit_conn=3)
+    location = public["80 default_server, [::]:80 default_server"]["/"]
+    assert limits(location) == {
+        "limit_req": "zone=heliogrid_stats_api burst=9 nodelay",
+        "limit_conn": "heliogrid_stats_api_conn 3",
+    }
+    assert zones(text)["heliogrid_stats_api"] == "7r/s"
+    assert "limit_req_status 429;" in location  # not 503: /healthz's "not following the node"
+    assert "limit_conn_status 429;" in location
+
+
+def test_ethstats_has_its_own_limits_on_the_public_and_the_private_server() -> None:
+    for overrides, listen in (
+        ({}, "80 default_server, [::]:80 default_server"),
+        ({"stats_app_ethstats_listen_address": "10.77.0.21"}, "10.77.0.21:80"),
+    ):
+        location = render(**overrides)[listen]["= /api"]
+        assert limits(location) == {
+            "limit_req": "zone=heliogrid_stats_ethstats burst=30 nodelay",
+            "limit_conn": "heliogrid_stats_ethstats_conn 32",
+        }
+    assert zones(render_text())["heliogrid_stats_ethstats"] == "60r/m"
+
+
+def test_with_tls_the_https_server_is_limited_and_the_redirect_is_not_proxied() -> None:
+    servers = render(**TLS)
+    https = servers["443 ssl default_server, [::]:443 ssl default_server"]
+    assert set(limits(https["/"])) == {"limit_req", "limit_conn"}
+    assert set(limits(https["= /api"])) == {"limit_req", "limit_conn"}
+    assert PROXIED not in servers["80 default_server, [::]:80 default_server"]["/"]
+
+
+def test_the_default_ethstats_limits_let_the_labs_nodes_report_from_one_address() -> None:
+    # The lab's ~10 nodes, all behind one address in the worst case (a NAT): each holds one websocket, all reconnect
+    # at once after a restart of the stats host, then each retries every 10 s (geth) while it is refused.
+    nodes, retry_seconds = 10, 10
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert defaults["stats_app_nginx_ethstats_limit_conn"] >= nodes
+    assert defaults["stats_app_nginx_ethstats_limit_burst"] >= nodes
+    assert defaults["stats_app_nginx_ethstats_limit_rate"] >= nodes * 60 // retry_seconds
+
+
+def test_limit_zones_are_defined_once_each() -> None:
+    text = render_text(stats_app_ethstats_listen_address="10.77.0.21", **TLS)
+    names = re.findall(r"zone=(\w+):", text)
+    assert (
+        sorted(names)
+        == sorted(set(names))
+        == [
+            "heliogrid_stats_api",
+            "heliogrid_stats_api_conn",
+            "heliogrid_stats_ethstats",
+            "heliogrid_stats_ethstats_conn",
+        ]
+    )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from web3 import Web3
 
+from heliogrid_stats.api import create_app
 from heliogrid_stats.models import Block, Energy, HourlyPoint, Meter, Network, Node, Sale, Summary
 from heliogrid_stats.views import format_units
 
@@ -154,6 +157,55 @@ def test_reorg_replaces_events_of_abandoned_blocks(client, sync, market, trading
     assert client.app.state.stats.indexer.status.reorgs == 1
     head = market.w3.eth.get_block("latest")
     assert client.get("/api/v1/blocks", params={"limit": 1}).json()[0]["hash"] == head["hash"].to_0x_hex()
+
+
+@pytest.fixture
+def confirmed(config, w3):
+    """The app keeping its index 2 blocks behind the head, as it does by default."""
+    app = create_app(replace(config, confirmations=2), w3=w3, run_indexer=False)
+    with TestClient(app) as client:
+        app.state.stats.indexer.check_chain()
+        yield client
+
+
+def test_reorg_within_the_confirmations_never_reaches_the_index(confirmed, market, trading, monkeypatch):
+    indexer = confirmed.app.state.stats.indexer
+    rebuilds = []
+    monkeypatch.setattr(indexer.store, "rebuild_aggregates", lambda: rebuilds.append(1))
+    market.travel(3600)  # on the common trunk: either branch may report at once
+    indexer.run_until_synced()
+    fork = market.tester.take_snapshot()
+    market.report(trading["meters"][1], 5_000)
+    market.tester.mine_blocks(1)  # the report is 1 block deep, 2 blocks above the fork: never indexed
+    indexer.run_until_synced()
+    assert confirmed.get("/api/v1/energy").json()["produced_wh"] == 9_100 + 2_500 + 7_000
+    market.revert(fork)
+    market.report(trading["meters"][1], 3_000)
+    market.tester.mine_blocks(3)
+    indexer.run_until_synced()
+    assert confirmed.get("/api/v1/energy").json()["produced_wh"] == 9_100 + 3_000 + 7_000
+    assert (indexer.status.reorgs, rebuilds) == (0, [])
+    head = market.w3.eth.get_block("latest")["number"]
+    assert confirmed.get("/api/v1/network").json()["indexed"] == head - 2
+
+
+def test_reorg_deeper_than_the_confirmations_is_rolled_back(confirmed, market, trading):
+    indexer = confirmed.app.state.stats.indexer
+    indexer.run_until_synced()
+    fork = market.tester.take_snapshot()
+    market.travel(3600)
+    market.report(trading["meters"][1], 5_000)
+    market.tester.mine_blocks(2)  # the report is 2 blocks deep (5 above the fork): indexed
+    indexer.run_until_synced()
+    assert confirmed.get("/api/v1/energy").json()["produced_wh"] == 9_100 + 5_000 + 7_000
+    market.revert(fork)
+    market.travel(3600)
+    market.report(trading["meters"][1], 3_000)
+    market.tester.mine_blocks(4)
+    indexer.run_until_synced()
+    assert confirmed.get("/api/v1/energy").json()["produced_wh"] == 9_100 + 3_000 + 7_000
+    assert confirmed.get(f"/api/v1/meters/{trading['meters'][1]}").json()["total_wh"] == 3_000
+    assert indexer.status.reorgs == 1
 
 
 def test_summary_holds_every_section_of_the_page(client, sync, trading):

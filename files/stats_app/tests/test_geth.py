@@ -114,7 +114,7 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
     # gas at the head's time, so the head must be past the registration's block (was a fixed 3 s sleep).
     registered_at = w3.eth.get_block(registered["blockNumber"])["timestamp"]
     wait_for("a block after the registration", lambda: w3.eth.get_block("latest")["timestamp"] > registered_at)
-    mined(market.functions.reportProduction(2_500).transact({"from": meter.address}))
+    (report,) = mined(market.functions.reportProduction(2_500).transact({"from": meter.address}))
 
     config = StatsConfig(
         contracts_file=contracts,
@@ -135,7 +135,10 @@ def test_real_geth_chain_is_indexed_and_reports_over_ethstats(tmp_path, geth_cha
 
         def synced():
             network = client.get("/api/v1/network").json()
-            return network if network["indexed"] and network["indexed"] >= w3.eth.block_number - 1 else None
+            indexed = network["indexed"] or 0
+            # the index stays `confirmations` blocks behind the head, and one poll behind that at most
+            caught_up = indexed >= report["blockNumber"] and indexed >= w3.eth.block_number - config.confirmations - 1
+            return network if caught_up else None
 
         network = wait_for("the index to reach the head", synced)
         sealed = [b for b in network["recent_blocks"] if b["number"] > 0]

@@ -160,13 +160,16 @@ def test_json_api_is_proxied_and_reports_the_recorded_chain(http_ip):
     assert summary["energy"]["meters"] == 0
 
 
-def test_healthz_says_the_node_is_unreachable_without_geth(http_ip):
+def test_healthz_says_the_node_is_unreachable_without_geth_and_the_journal_says_why(http_host, http_ip):
     status, _, body = get(http_ip, "/healthz")
     health = json.loads(body)
     assert status == 503
     assert health["ok"] is False
     assert health["head"] is None
-    assert "8545" in health["last_error"]  # the node it tried: the stats node's loopback RPC
+    assert health["last_error"] == "the indexer cannot follow the node; the service's log says why"
+    assert "8545" not in body  # the exception stays in the journal: it names hosts and ports
+    log = http_host.check_output("journalctl -u heliogrid-stats -n 200 --no-pager -o cat")
+    assert "8545" in log  # the node it tried: the stats node's loopback RPC
 
 
 def test_app_listens_on_loopback_only(http_host, http_ip):

@@ -45,20 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    from heliogrid_stats.api import create_app
+    from heliogrid_stats.api import create_app, uvicorn_options
 
-    app = create_app(config)
-    # One worker: the indexer and the ethstats registry live in this process.
-    uvicorn.run(
-        app,
-        host=config.listen_host,
-        port=config.listen_port,
-        workers=1,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-        log_level=args.log_level,
-        server_header=False,
-    )
+    uvicorn.run(create_app(config), **uvicorn_options(config, args.log_level))
     return 0
 
 

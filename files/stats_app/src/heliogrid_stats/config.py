@@ -28,7 +28,7 @@ class StatsConfig:
     listen_port: int = 8090
     poll_interval: float = 2.0  # seconds between indexer polls of the head
     batch_size: int = 200  # blocks per indexer step (one eth_getLogs range, one RPC batch of headers)
-    confirmations: int = 0  # blocks behind the head left unindexed (Clique reorgs are at most 1 deep)
+    confirmations: int = 2  # blocks behind the head left unindexed: reorgs this deep never reach the index
     block_history: int = 10_000  # recent block headers kept for the network figures; older ones are pruned
     block_time_window: int = 100  # N of "average block time over the last N blocks"
     signer_source: str = "clique"  # "clique": clique_getSigner RPC; "coinbase": block miner field (eth-tester)

@@ -110,6 +110,7 @@ class NodeRegistry:
         self.stale_after = stale_after
         self.nodes: dict[str, NodeState] = {}
         self._connections = 0
+        self.version = 0  # counts changes: a summary built at this version still shows the nodes as they are
 
     def login(self, node_id: str, info: dict[str, Any]) -> NodeState | None:
         """Register a connection for `node_id`; None when the registry is full of online nodes."""
@@ -119,6 +120,7 @@ class NodeRegistry:
                 return None
             node = self.nodes[node_id] = NodeState(id=node_id)
         self._connections += 1
+        self.version += 1
         node.info, node.connected, node.connection, node.last_seen = info, True, self._connections, time.time()
         node.block = None  # the node may have been reset; its first report after login is its current head
         return node
@@ -133,9 +135,15 @@ class NodeRegistry:
     def logout(self, node: NodeState, connection: int) -> None:
         if node.connection == connection:  # a newer connection for the same name stays
             node.connected = False
+            self.version += 1
+
+    def seen(self, node: NodeState) -> None:
+        """The node said something (a ping): it is online as of now."""
+        node.last_seen = time.time()
+        self.version += 1
 
     def update(self, node: NodeState, kind: str, payload: dict[str, Any]) -> None:
-        node.last_seen = time.time()
+        self.seen(node)
         if kind == "latency":
             node.latency_ms = _int(payload.get("latency"))
         elif kind == "block" and isinstance(payload.get("block"), dict):
@@ -226,7 +234,7 @@ async def serve_node(websocket: WebSocket, gate: Gate, registry: NodeRegistry) -
             if command == "node-ping":
                 pong = {"clientTime": body.get("clientTime"), "serverTime": int(time.time() * 1000)}
                 await websocket.send_text(json.dumps({"emit": ["node-pong", pong]}))
-                node.last_seen = time.time()
+                registry.seen(node)
             else:
                 registry.update(node, command, body)
     except (WebSocketDisconnect, KeyError):  # KeyError: starlette's receive_text on a binary frame

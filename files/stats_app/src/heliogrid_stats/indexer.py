@@ -68,7 +68,8 @@ class IndexerStatus:
     head: int | None = None
     indexed: int | None = None
     last_poll: float | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # for the log; /healthz shows only that there is one
+    stopped: bool = False  # a chain mismatch: indexing will not resume by itself
     reorgs: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -186,7 +187,8 @@ class Indexer:
             "clique_status": self.chain.clique_status(),
             "updated": int(time.time()),
         }
-        self.store.set_meta("network", json.dumps(network))
+        with self.store.transaction():
+            self.store.set_meta("network", json.dumps(network))
         self.status.indexed = self.store.last_indexed()
 
     def run_until_synced(self, max_steps: int = 100_000) -> None:

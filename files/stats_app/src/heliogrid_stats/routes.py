@@ -1,4 +1,5 @@
-"""The HTTP and websocket routes, one router per part of the API; each reads the app's state through a dependency."""
+"""The HTTP and websocket routes, one router per part of the API; each reads the app's state through a dependency
+and the index through a reader thread (`Reads.run`), never on the event loop."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from heliogrid_stats.models import (
     Sale,
     Summary,
 )
+from heliogrid_stats.reads import Reads, encode
 from heliogrid_stats.state import AppState
-from heliogrid_stats.views import Views, format_units
+from heliogrid_stats.views import format_units
 
 TEMPLATES = Environment(loader=PackageLoader("heliogrid_stats", "templates"), autoescape=select_autoescape())
 TEMPLATES.filters["tokens"] = lambda base: format_units(int(base))
@@ -37,22 +39,30 @@ TEMPLATES.filters["tokens"] = lambda base: format_units(int(base))
 TEMPLATES.filters["price"] = lambda base: format_units((int(base) + 5 * 10**13) // 10**14 * 10**14)
 
 
-def app_state(connection: HTTPConnection) -> AppState:
+# The dependencies are coroutines: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
+# dependency per request for what is an attribute lookup.
+async def app_state(connection: HTTPConnection) -> AppState:
     """The indexer, stores, registry and views that create_app built (request or websocket alike)."""
     return connection.app.state.stats
 
 
-def app_views(state: Annotated[AppState, Depends(app_state)]) -> Views:
-    return state.views
+async def app_reads(state: Annotated[AppState, Depends(app_state)]) -> Reads:
+    return state.reads
 
 
 State = Annotated[AppState, Depends(app_state)]
-ViewsDep = Annotated[Views, Depends(app_views)]
+ReadsDep = Annotated[Reads, Depends(app_reads)]
 
 
-def as_json(value: dict[str, Any] | list[dict[str, Any]]) -> Response:
-    """Serialise directly: the declared response_model documents the shape, FastAPI need not re-validate it."""
-    return Response(json.dumps(value, separators=(",", ":")).encode(), media_type="application/json")
+def as_json(value: bytes | dict[str, Any] | list[dict[str, Any]]) -> Response:
+    """JSON as is: the declared response_model documents the shape, FastAPI need not re-validate it."""
+    return Response(value if isinstance(value, bytes) else encode(value), media_type="application/json")
+
+
+def render_page(summary: dict[str, Any], refresh: float, market: str) -> str:
+    # "<" escaped so the JSON cannot end its <script> element; it is parsed, never executed.
+    initial = json.dumps(summary).replace("<", "\\u003c")
+    return TEMPLATES.get_template("index.html").render(s=summary, refresh=refresh, initial=initial, market=market)
 
 
 page_router = APIRouter()
@@ -60,12 +70,8 @@ page_router = APIRouter()
 
 @page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page(state: State) -> HTMLResponse:
-    # "<" escaped so the JSON cannot end its <script> element; it is parsed, never executed.
-    summary = state.views.summary()
-    initial = json.dumps(summary).replace("<", "\\u003c")
-    html = TEMPLATES.get_template("index.html").render(
-        s=summary, refresh=state.config.page_refresh, initial=initial, market=state.deployment.market_address
-    )
+    summary = (await state.reads.summary()).value
+    html = await state.reads.run(render_page, summary, state.config.page_refresh, state.deployment.market_address)
     return HTMLResponse(html)
 
 
@@ -75,56 +81,56 @@ async def page(state: State) -> HTMLResponse:
     tags=["page"],
     summary="Everything the page shows, in one answer (the page polls this)",
 )
-async def summary(views: ViewsDep) -> Response:
-    return as_json(views.summary())
+async def summary(reads: ReadsDep) -> Response:
+    return Response((await reads.summary()).body, media_type="application/json")
 
 
 network_router = APIRouter(prefix="/api/v1", tags=["network"])
 
 
 @network_router.get("/network", response_model=Network)
-async def network(views: ViewsDep) -> Response:
-    return as_json(views.network())
+async def network(reads: ReadsDep) -> Response:
+    return as_json(await reads.json(reads.views.network))
 
 
 @network_router.get("/blocks", response_model=list[Block], summary="Newest indexed blocks")
-async def blocks(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-    return as_json(views.blocks(limit))
+async def blocks(reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return as_json(await reads.json(reads.views.blocks, limit))
 
 
 @network_router.get("/nodes", response_model=list[Node], summary="Every node reporting over ethstats, online or not")
-async def nodes(views: ViewsDep) -> Response:
-    return as_json(views.nodes())
+async def nodes(state: State) -> Response:
+    return as_json(state.registry.snapshot())  # in memory, kept by this event loop: no thread
 
 
 energy_router = APIRouter(prefix="/api/v1", tags=["energy"])
 
 
 @energy_router.get("/energy", response_model=Energy)
-async def energy(views: ViewsDep) -> Response:
-    return as_json(views.energy())
+async def energy(reads: ReadsDep) -> Response:
+    return as_json(await reads.json(reads.views.energy))
 
 
 @energy_router.get("/meters", response_model=list[Meter], summary="Meters by address, paged")
 async def meters(
-    views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+    reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0
 ) -> Response:
-    return as_json(views.meters(limit, offset))
+    return as_json(await reads.json(reads.views.meters, limit, offset))
 
 
 @energy_router.get("/meters/{address}", response_model=Meter)
-async def meter(views: ViewsDep, address: str) -> Response:
+async def meter(reads: ReadsDep, address: str) -> Response:
     if not Web3.is_address(address):
         raise HTTPException(422, f"address: expected a 0x-prefixed 20-byte hex address, got {address!r}")
-    found = views.meter(Web3.to_checksum_address(address))
+    found = await reads.run(reads.views.meter, Web3.to_checksum_address(address))
     if found is None:
         raise HTTPException(404, f"meter {address} is not registered (or not indexed yet)")
     return as_json(found)
 
 
 @energy_router.get("/producers/top", response_model=list[Meter], summary="Meters with the most energy reported")
-async def top(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-    return as_json(views.top_producers(limit))
+async def top(reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+    return as_json(await reads.json(reads.views.top_producers, limit))
 
 
 @energy_router.get(
@@ -133,7 +139,7 @@ async def top(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) 
     summary="Purchases, newest first; page with before_block/before_log of the last one seen",
 )
 async def sales(
-    views: ViewsDep,
+    reads: ReadsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
     before_block: Annotated[int | None, Query(ge=0)] = None,
     before_log: Annotated[int | None, Query(ge=0)] = None,
@@ -141,7 +147,7 @@ async def sales(
     if (before_block is None) != (before_log is None):
         raise HTTPException(422, "before_block and before_log: expected both or neither")
     before = None if before_block is None or before_log is None else (before_block, before_log)
-    return as_json(views.sales(limit, before))
+    return as_json(await reads.json(reads.views.sales, limit, before))
 
 
 @energy_router.get(
@@ -149,8 +155,8 @@ async def sales(
     response_model=list[HourlyPoint],
     summary="Energy produced, credited and bought per hour (UTC hours, chain time)",
 )
-async def hourly(views: ViewsDep, hours: Annotated[int, Query(ge=1, le=24 * 14)] = 24) -> Response:
-    return as_json(views.hourly(hours))
+async def hourly(reads: ReadsDep, hours: Annotated[int, Query(ge=1, le=24 * 14)] = 24) -> Response:
+    return as_json(await reads.json(reads.views.hourly, hours))
 
 
 market_router = APIRouter(prefix="/api/v1/market", tags=["market"])
@@ -160,18 +166,18 @@ MAX_BUCKETS = {"hour": 24 * 14, "day": 366}
 
 
 @market_router.get("", response_model=Market, summary="Open offers, depth, totals and price history of the market")
-async def market(views: ViewsDep) -> Response:
-    return as_json(views.market())
+async def market(reads: ReadsDep) -> Response:
+    return as_json(await reads.json(reads.views.market))
 
 
 @market_router.get("/depth", response_model=list[DepthLevel], summary="Open kWh per price level, cheapest first")
-async def depth(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
-    return as_json(views.depth(limit))
+async def depth(reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
+    return as_json(await reads.json(reads.views.depth, limit))
 
 
 @market_router.get("/offers", response_model=list[Offer], summary="Open offers, cheapest first, then oldest first")
-async def offers(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-    return as_json(views.open_offers(limit))
+async def offers(reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return as_json(await reads.json(reads.views.open_offers, limit))
 
 
 @market_router.get(
@@ -180,24 +186,29 @@ async def offers(views: ViewsDep, limit: Annotated[int, Query(ge=1, le=500)] = 5
     summary="kWh traded and volume-weighted price per UTC hour or day (chain time); buckets without trades are absent",
 )
 async def prices(
-    views: ViewsDep,
+    reads: ReadsDep,
     bucket: Literal["hour", "day"] = "hour",
     count: Annotated[int, Query(ge=1, le=366, description="buckets back from now: at most 336 hours or 366 days")] = 48,
 ) -> Response:
     if count > MAX_BUCKETS[bucket]:
         raise HTTPException(422, f"count: expected at most {MAX_BUCKETS[bucket]} for bucket={bucket}, got {count}")
-    return as_json(views.prices(bucket, count))
+    return as_json(await reads.json(reads.views.prices, bucket, count))
 
 
 ops_router = APIRouter()
+
+INDEXER_FAILING = "the indexer cannot follow the node; the service's log says why"
+INDEXING_STOPPED = "indexing stopped: the node serves another chain than the deployment record; see the service's log"
 
 
 @ops_router.get("/healthz", response_model=Health, tags=["ops"], summary="200 while the index follows the node")
 async def health(state: State) -> JSONResponse:
     status = state.indexer.status
-    indexed = state.reader.last_indexed()
+    indexed = await state.reads.run(state.reader.last_indexed)
     ok = status.last_error is None and status.head is not None
-    body = Health(ok=ok, head=status.head, indexed=indexed, last_error=status.last_error)
+    # The exception itself is in the service's log, not here: its text can name hosts, ports and paths.
+    problem = None if status.last_error is None else INDEXING_STOPPED if status.stopped else INDEXER_FAILING
+    body = Health(ok=ok, head=status.head, indexed=indexed, last_error=problem)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

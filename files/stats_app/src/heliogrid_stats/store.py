@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,10 +138,19 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 class Store:
-    """Owns one connection. The indexer uses a writable Store, the API a read-only one."""
+    """The index, through one writable connection (the indexer's) or read-only ones, one per thread (the API's
+    reader threads: a slow read in one does not wait for another's, and none runs on the event loop).
+
+    `generation` counts the writer's committed transactions: what a reader built from the index is current while
+    the generation it was built at is."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
+        self.generation = 0
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         if not readonly:
             writer = connect(path)
             writer.executescript(SCHEMA)
@@ -152,17 +162,33 @@ class Store:
                     f"index {path} has schema {found['value']}, newer than this app's {SCHEMA_VERSION}: "
                     "delete it and the app re-indexes from the chain"
                 )
-            self.conn = writer
+            self._writer = writer
             if found is not None and int(found["value"]) < SCHEMA_VERSION:
                 # The events are all stored whatever the schema: new aggregates are a replay away.
                 with self.transaction():
                     self.rebuild_aggregates()
                     self.set_meta("schema", str(SCHEMA_VERSION))
-        else:
-            self.conn = connect(path, readonly=True)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The writer's connection, or this thread's read-only one (opened on first use)."""
+        if not self.readonly:
+            return self._writer
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path, readonly=True)
+            with self._lock:
+                self._opened.append(conn)
+        return conn
 
     def close(self) -> None:
-        self.conn.close()
+        if not self.readonly:
+            self._writer.close()
+            return
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
     # -- meta ---------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -183,6 +209,16 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        self.generation += 1
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the index (a read transaction), however the writer commits meanwhile."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     # -- writes (indexer) -----------------------------------------------------------------------------------
     def last_indexed(self) -> int | None:

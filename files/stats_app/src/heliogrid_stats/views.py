@@ -243,10 +243,16 @@ class Views:
             daily=self.prices("day", SUMMARY_DAYS),
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything the page shows, read in one snapshot of the index. `nodes`: the registry's snapshot, taken on
+        the event loop that updates the registry (the summary is built in a reader thread)."""
+        with self.store.snapshot():
+            return self._summary(self.nodes() if nodes is None else nodes)
+
+    def _summary(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(
             network=self.network(),
-            nodes=self.nodes(),
+            nodes=nodes,
             energy=self.energy(),
             top_producers=self.top_producers(10),
             meters=self.meters(SUMMARY_METERS),
