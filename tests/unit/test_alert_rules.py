@@ -74,7 +74,9 @@ def expect(tmp_path: Path, series: list[dict], alertname: str, eval_time: str, a
 
 def test_the_rendered_rules_pass_promtool_check(tmp_path: Path) -> None:
     (tmp_path / "r.yml").write_text(rules(monitoring_alert_test_rule=True))
-    result = subprocess.run([str(promtool()), "check", "rules", str(tmp_path / "r.yml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(promtool()), "check", "rules", str(tmp_path / "r.yml")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 9 rules found" in result.stdout
 
@@ -88,15 +90,22 @@ def _labels(metric: str, labels: dict) -> str:
 
 
 def test_a_sealer_that_missed_three_turns_in_a_row_fires_missed_turns(tmp_path: Path) -> None:
-    series = [{"series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
-               "values": "0 1 2 3 3"}]
-    expect(tmp_path, series, "HelioGridSealerMissedTurns", "1m",
-           [{"severity": "critical", "signer": SIGNER, **CLIQUE}])
+    series = [
+        {
+            "series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
+            "values": "0 1 2 3 3",
+        }
+    ]
+    expect(tmp_path, series, "HelioGridSealerMissedTurns", "1m", [{"severity": "critical", "signer": SIGNER, **CLIQUE}])
 
 
 def test_a_sealer_that_missed_two_turns_does_not_fire(tmp_path: Path) -> None:
-    series = [{"series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
-               "values": "0 1 2 2 2"}]
+    series = [
+        {
+            "series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
+            "values": "0 1 2 2 2",
+        }
+    ]
     expect(tmp_path, series, "HelioGridSealerMissedTurns", "1m", [])
 
 
@@ -139,21 +148,26 @@ def test_a_pi_whose_agent_cannot_be_scraped_fires_unreachable(tmp_path: Path) ->
 
 
 def test_a_pi_whose_agent_lost_its_node_fires_unreachable(tmp_path: Path) -> None:
-    series = [{"series": _labels("up", PI), "values": "1x12"},
-              {"series": _labels("heliogrid_agent_node_up", PI), "values": "1 0x12"}]
+    series = [
+        {"series": _labels("up", PI), "values": "1x12"},
+        {"series": _labels("heliogrid_agent_node_up", PI), "values": "1 0x12"},
+    ]
     expect(tmp_path, series, "HelioGridPiUnreachable", "3m", [{"severity": "warning", **PI}])
 
 
 def test_a_reachable_pi_does_not_fire_unreachable(tmp_path: Path) -> None:
-    series = [{"series": _labels("up", PI), "values": "1x12"},
-              {"series": _labels("heliogrid_agent_node_up", PI), "values": "1x12"}]
+    series = [
+        {"series": _labels("up", PI), "values": "1x12"},
+        {"series": _labels("heliogrid_agent_node_up", PI), "values": "1x12"},
+    ]
     expect(tmp_path, series, "HelioGridPiUnreachable", "3m", [])
 
 
 def test_a_report_unmined_for_more_than_fifteen_minutes_fires_unconfirmed(tmp_path: Path) -> None:
     # Signed at t=0 (wall time 0 in promtool's clock); still unmined at 16 minutes.
-    series = [{"series": _labels("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds", PI),
-               "values": "0.001x70"}]
+    series = [
+        {"series": _labels("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds", PI), "values": "0.001x70"}
+    ]
     expect(tmp_path, series, "HelioGridReportUnconfirmed", "16m", [{"severity": "warning", **PI}])
     expect(tmp_path, series, "HelioGridReportUnconfirmed", "14m", [])
 
@@ -174,34 +188,58 @@ def test_a_meter_with_gas_does_not_fire_gas_low(tmp_path: Path) -> None:
     expect(tmp_path, series, "HelioGridMeterGasLow", "6m", [])
 
 
-NODE = {"job": "node", "instance": "10.77.0.11:9100", "host": "miner1", "mountpoint": "/", "fstype": "ext4",
-        "device": "/dev/sda1"}
+NODE = {
+    "job": "node",
+    "instance": "10.77.0.11:9100",
+    "host": "miner1",
+    "mountpoint": "/",
+    "fstype": "ext4",
+    "device": "/dev/sda1",
+}
 
 
 def test_a_disk_more_than_85_percent_full_fires_disk_full(tmp_path: Path) -> None:
-    series = [{"series": _labels("node_filesystem_size_bytes", NODE), "values": "1000x30"},
-              {"series": _labels("node_filesystem_avail_bytes", NODE), "values": "140x30"}]
+    series = [
+        {"series": _labels("node_filesystem_size_bytes", NODE), "values": "1000x30"},
+        {"series": _labels("node_filesystem_avail_bytes", NODE), "values": "140x30"},
+    ]
     expect(tmp_path, series, "HelioGridDiskFull", "6m", [{"severity": "warning", **NODE}])
 
 
 def test_a_disk_85_percent_full_does_not_fire(tmp_path: Path) -> None:
-    series = [{"series": _labels("node_filesystem_size_bytes", NODE), "values": "1000x30"},
-              {"series": _labels("node_filesystem_avail_bytes", NODE), "values": "150x30"}]
+    series = [
+        {"series": _labels("node_filesystem_size_bytes", NODE), "values": "1000x30"},
+        {"series": _labels("node_filesystem_avail_bytes", NODE), "values": "150x30"},
+    ]
     expect(tmp_path, series, "HelioGridDiskFull", "6m", [])
 
 
 def test_a_full_tmpfs_does_not_fire_disk_full(tmp_path: Path) -> None:
     tmpfs = {**NODE, "mountpoint": "/run", "fstype": "tmpfs"}
-    series = [{"series": _labels("node_filesystem_size_bytes", tmpfs), "values": "1000x30"},
-              {"series": _labels("node_filesystem_avail_bytes", tmpfs), "values": "0x30"}]
+    series = [
+        {"series": _labels("node_filesystem_size_bytes", tmpfs), "values": "1000x30"},
+        {"series": _labels("node_filesystem_avail_bytes", tmpfs), "values": "0x30"},
+    ]
     expect(tmp_path, series, "HelioGridDiskFull", "6m", [])
 
 
 def test_the_thresholds_come_from_the_role_variables(tmp_path: Path) -> None:
-    series = [{"series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
-               "values": "0 1 2 2 2"}]
-    test = {"interval": "15s", "input_series": series,
-            "alert_rule_test": [{"eval_time": "1m", "alertname": "HelioGridSealerMissedTurns",
-                                 "exp_alerts": [{"exp_labels": {"severity": "critical", "signer": SIGNER, **CLIQUE}}]}]}
+    series = [
+        {
+            "series": _labels("heliogrid_clique_signer_missed_turns_in_a_row", {**CLIQUE, "signer": SIGNER}),
+            "values": "0 1 2 2 2",
+        }
+    ]
+    test = {
+        "interval": "15s",
+        "input_series": series,
+        "alert_rule_test": [
+            {
+                "eval_time": "1m",
+                "alertname": "HelioGridSealerMissedTurns",
+                "exp_alerts": [{"exp_labels": {"severity": "critical", "signer": SIGNER, **CLIQUE}}],
+            }
+        ],
+    }
     result = run_promtool(tmp_path, [test], monitoring_alert_missed_turns=2)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -32,7 +32,7 @@ def node() -> Iterator[tuple[str, dict]]:
     state: dict = {"blocks": {}, "signers": [C, A, B]}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             calls = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             blocks = state["blocks"]
             answers = {
@@ -118,5 +118,5 @@ def test_a_node_that_does_not_answer_is_reported_down_on_the_metrics_page() -> N
 
 
 def test_a_listen_address_without_a_port_is_refused_with_the_value() -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="'127.0.0.1', expected ADDRESS:PORT"):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'127\.0\.0\.1', expected ADDRESS:PORT"):
         clique_exporter.parse_listen("127.0.0.1")

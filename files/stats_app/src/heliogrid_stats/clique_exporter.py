@@ -18,9 +18,10 @@ import argparse
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 DIFF_IN_TURN = 2
 WINDOW = 64  # clique_status looks at the last 64 blocks too
@@ -33,7 +34,9 @@ class RpcError(Exception):
 def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], timeout: float = 5.0) -> list[Any]:
     """Send `calls` as one JSON-RPC batch; the results in the calls' order. Raises RpcError on any error."""
     body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)])
-    request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+    if not url.startswith(("http://", "https://")):
+        raise RpcError(f"--rpc-url is {url!r}, expected an http(s) URL of the node's JSON-RPC")
+    request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the operator's own node
             replies = json.loads(response.read())
@@ -70,7 +73,9 @@ class Snapshot:
 
 def snapshot(url: str, window: int = WINDOW) -> Snapshot:
     """Read the chain's signer health from the node at `url`."""
-    head_hex, status, signers = rpc_batch(url, [("eth_blockNumber", []), ("clique_status", []), ("clique_getSigners", [])])
+    head_hex, status, signers = rpc_batch(
+        url, [("eth_blockNumber", []), ("clique_status", []), ("clique_getSigners", [])]
+    )
     head = int(head_hex, 16)
     numbers = list(range(max(1, head - window + 1), head + 1))  # the genesis has no signer
     calls: list[tuple[str, list[Any]]] = []
@@ -86,7 +91,7 @@ def build(head: int, headers: list[dict], sealed_by: list[str], signers: list[st
     """Per-signer counts over `headers` (ascending numbers, ending at `head`), each sealed by sealed_by[i]."""
     ordered = sorted(signers)  # geth orders signers by address bytes: the same as lowercase hex
     health = {s: SignerHealth() for s in ordered}
-    for header, sealer in zip(headers, sealed_by):
+    for header, sealer in zip(headers, sealed_by, strict=True):
         number = int(header["number"], 16)
         in_turn = int(header["difficulty"], 16) == DIFF_IN_TURN
         if sealer in health:
@@ -115,28 +120,42 @@ def render(snap: Snapshot | None, error: str = "") -> str:
         f"heliogrid_clique_up {0 if snap is None else 1}",
     ]
     if snap is None:
-        return "\n".join(lines + [f"# error: {error}"[:500].replace("\n", " ")]) + "\n"
+        return "\n".join([*lines, f"# error: {error}"[:500].replace("\n", " ")]) + "\n"
     gauges: list[tuple[str, str, float]] = [
         ("head_number", "The node's head block number", snap.head_number),
         ("head_timestamp_seconds", "Timestamp of the head block (head age: time() minus this)", snap.head_timestamp),
-        ("head_age_seconds", "Seconds since the head block's timestamp, at the scrape",
-         max(0.0, time.time() - snap.head_timestamp)),
+        (
+            "head_age_seconds",
+            "Seconds since the head block's timestamp, at the scrape",
+            max(0.0, time.time() - snap.head_timestamp),
+        ),
         ("inturn_percent", "clique_status: percentage of in-turn blocks in the last 64", snap.inturn_percent),
         ("signers", "Authorised signers at the head (clique_getSigners)", len(snap.signers)),
     ]
     for name, text, value in gauges:
-        lines += [f"# HELP heliogrid_clique_{name} {text}", f"# TYPE heliogrid_clique_{name} gauge",
-                  f"heliogrid_clique_{name} {value}"]
+        lines += [
+            f"# HELP heliogrid_clique_{name} {text}",
+            f"# TYPE heliogrid_clique_{name} gauge",
+            f"heliogrid_clique_{name} {value}",
+        ]
     per_signer: list[tuple[str, str, Callable[[SignerHealth], int]]] = [
-        ("signer_in_turn_blocks", "In-turn blocks (difficulty 2) the signer sealed in the window",
-         lambda h: h.in_turn),
-        ("signer_out_of_turn_blocks", "Out-of-turn blocks (difficulty 1) the signer sealed in the window",
-         lambda h: h.out_of_turn),
+        ("signer_in_turn_blocks", "In-turn blocks (difficulty 2) the signer sealed in the window", lambda h: h.in_turn),
+        (
+            "signer_out_of_turn_blocks",
+            "Out-of-turn blocks (difficulty 1) the signer sealed in the window",
+            lambda h: h.out_of_turn,
+        ),
         ("signer_missed_turns", "The signer's turns in the window it did not seal in turn", lambda h: h.missed_turns),
-        ("signer_missed_turns_in_a_row", "The signer's latest turns it did not seal in turn, in a row",
-         lambda h: h.missed_turns_in_a_row),
-        ("signer_last_sealed_block", "Number of the last block the signer sealed in the window (-1: none)",
-         lambda h: h.last_sealed_block),
+        (
+            "signer_missed_turns_in_a_row",
+            "The signer's latest turns it did not seal in turn, in a row",
+            lambda h: h.missed_turns_in_a_row,
+        ),
+        (
+            "signer_last_sealed_block",
+            "Number of the last block the signer sealed in the window (-1: none)",
+            lambda h: h.last_sealed_block,
+        ),
     ]
     for name, text, value_of in per_signer:
         lines += [f"# HELP heliogrid_clique_{name} {text}", f"# TYPE heliogrid_clique_{name} gauge"]
@@ -146,7 +165,7 @@ def render(snap: Snapshot | None, error: str = "") -> str:
 
 def make_handler(url: str, window: int) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "only /metrics")
                 return
@@ -161,7 +180,7 @@ def make_handler(url: str, window: int) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: Prometheus scrapes often
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
