@@ -5,31 +5,18 @@ without installing anything by lab/fetch-promtool.sh (run by `make setup`)."""
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 from pathlib import Path
 
 import jinja2
-import pytest
 import yaml
 from ansible.plugins.filter.core import to_bool
 
+from heliogrid_testing.promtool import tool
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "monitoring"
-FETCH = ROOT / "lab" / "fetch-promtool.sh"
 PERIOD = 5  # the lab's clique period
-
-
-def promtool() -> Path:
-    version = re.search(r"^PROMETHEUS_VERSION=(\S+)$", FETCH.read_text(), re.MULTILINE).group(1)
-    cache = os.environ.get("HELIOGRID_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "heliogrid"
-    )
-    tool = Path(cache) / f"promtool-{version}" / "promtool"
-    if not os.access(tool, os.X_OK):
-        pytest.skip(f"promtool {version} is not at {tool}: run `make setup` (or lab/fetch-promtool.sh) first")
-    return tool
 
 
 def rules(**overrides: object) -> str:
@@ -51,7 +38,7 @@ def run_promtool(tmp_path: Path, tests: list[dict], **overrides: object) -> subp
     spec = {"rule_files": ["heliogrid.rules.yml"], "evaluation_interval": "15s", "tests": tests}
     (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return subprocess.run(
-        [str(promtool()), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [str(tool()), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
 
 
@@ -74,9 +61,7 @@ def expect(tmp_path: Path, series: list[dict], alertname: str, eval_time: str, a
 
 def test_the_rendered_rules_pass_promtool_check(tmp_path: Path) -> None:
     (tmp_path / "r.yml").write_text(rules(monitoring_alert_test_rule=True))
-    result = subprocess.run(
-        [str(promtool()), "check", "rules", str(tmp_path / "r.yml")], capture_output=True, text=True
-    )
+    result = subprocess.run([str(tool()), "check", "rules", str(tmp_path / "r.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 9 rules found" in result.stdout
 
