@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,3 +121,30 @@ def test_a_node_that_does_not_answer_is_reported_down_on_the_metrics_page() -> N
 def test_a_listen_address_without_a_port_is_refused_with_the_value() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"'127\.0\.0\.1', expected ADDRESS:PORT"):
         clique_exporter.parse_listen("127.0.0.1")
+
+
+@pytest.mark.geth
+@pytest.mark.slow
+def test_a_real_geth_clique_chain_is_read_with_its_one_signer_always_in_turn(tmp_path) -> None:
+    from heliogrid_testing.devchain import DevChain, GethNotBuilt, geth_binary
+
+    try:
+        geth_binary()
+    except GethNotBuilt as exc:
+        pytest.fail(str(exc))
+    chain = DevChain(tmp_path / "devchain")  # one sealer, a block a second, and a non-sealing node with the clique API
+    chain.start()
+    try:
+        time.sleep(3)
+        found = metrics(clique_exporter.render(clique_exporter.snapshot(chain.rpc_url)))
+    finally:
+        chain.stop()
+    signer = chain.sealer.address.lower()
+    head = found["heliogrid_clique_head_number"]
+    assert head >= 2
+    assert found["heliogrid_clique_signers"] == 1
+    assert found[f'heliogrid_clique_signer_in_turn_blocks{{signer="{signer}"}}'] == min(head, 64)
+    assert found[f'heliogrid_clique_signer_out_of_turn_blocks{{signer="{signer}"}}'] == 0
+    assert found[f'heliogrid_clique_signer_missed_turns{{signer="{signer}"}}'] == 0
+    assert found[f'heliogrid_clique_signer_last_sealed_block{{signer="{signer}"}}'] == head
+    assert abs(time.time() - found["heliogrid_clique_head_timestamp_seconds"]) < 30
