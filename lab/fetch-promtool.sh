@@ -22,7 +22,7 @@ echo "deb ${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security} bookw
 echo "deb ${DEBIAN_MIRROR:-http://deb.debian.org/debian} bookworm-updates main" >> "$work/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
           -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
-          -o APT::Sandbox::User="$(id -un)" -o APT::Architecture=amd64)
+          -o APT::Sandbox::User="$(id -un)" -o APT::Architecture="$(dpkg --print-architecture)")
 echo "fetch-promtool: fetching prometheus $PROMETHEUS_VERSION and prometheus-alertmanager (Debian bookworm)"
 apt-get "${apt_opts[@]}" -q update >/dev/null
 (cd "$work" && apt-get "${apt_opts[@]}" -q download prometheus prometheus-alertmanager >/dev/null)
