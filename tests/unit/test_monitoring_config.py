@@ -159,3 +159,27 @@ def test_without_a_monitoring_host_or_ports_nothing_more_is_open(missing: str) -
     given = {"firewall_monitoring_sources": ["10.77.0.21"], "firewall_monitoring_tcp_ports": [9100], missing: []}
     text = render("firewall", "nftables.conf.j2", **FIREWALL, **given)
     assert "monitoring" not in text
+
+
+def geth_exec_start(**overrides: object) -> str:
+    unit = render(
+        "geth",
+        "geth.service.j2",
+        **{
+            "geth__release": "geth-linux-amd64-1.13.15-c5ba367e",
+            "geth_nat_extip": "",
+            "geth_after_units": [],
+            **overrides,
+        },
+    )
+    (line,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    return line
+
+
+def test_geth_serves_metrics_on_the_overlay_address_when_enabled() -> None:
+    line = geth_exec_start(geth_metrics_enabled=True, geth_metrics_address="10.77.0.11")
+    assert " --metrics --metrics.addr 10.77.0.11 --metrics.port 6060" in line
+
+
+def test_geth_serves_no_metrics_by_default() -> None:
+    assert "--metrics" not in geth_exec_start()
