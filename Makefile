@@ -31,8 +31,10 @@ help:
 setup: host venv
 	@$(MAKE) --no-print-directory -j 5 --output-sync=target $(IMAGE_TARGETS) geth wheels
 
+# promtool and amtool for the alert-rule tests (unit tier): unpacked from Debian's packages, nothing installed.
 host:
 	@lab/setup-host.sh
+	@lab/fetch-promtool.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: $(PIP_REQS)

@@ -3,9 +3,9 @@
 # verify, destroy. Prints each scenario's time and a closing "N passed, N failed" line.
 #   lab/run-molecule.sh [SCENARIO ...]
 # The scenarios: geth_network (a sealer and a Pi's client on one chain: roles geth, geth_nodekey, clique_sealer,
-# clique_genesis, geth_peers, geth_client), pi_agent (amd64; the arm64 Pi is the system tier's pi1) and
-# stats_app. One at a time: the project's machines have 2 cores, and each scenario's container names
-# (hg-molecule-*) are fixed, so two runs of one scenario would collide.
+# clique_genesis, geth_peers, geth_client), pi_agent (amd64; the arm64 Pi is the system tier's pi1), stats_app and
+# monitoring (roles node_exporter and monitoring). One at a time: the project's machines have 2 cores, and each
+# scenario's container names (hg-molecule-*) are fixed, so two runs of one scenario would collide.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/lab/containers.conf}

@@ -50,7 +50,7 @@ class Stage:
 
 # The scenarios known to take longest go first (test-results/molecule/*.log of the last runs), so that the last
 # stage left for a free worker is a short one. A new scenario goes after these.
-MOLECULE_LONGEST_FIRST = ("geth_network", "stats_app", "pi_agent")
+MOLECULE_LONGEST_FIRST = ("geth_network", "monitoring", "stats_app", "pi_agent")
 
 
 def molecule_scenarios() -> list[str]:

@@ -543,3 +543,23 @@ def test_an_idle_step_reads_three_things_and_the_rest_every_slow_interval(tmp_pa
     assert sorted(calls) == sorted(
         ["block_number", "get_meter", "paused", "syncing", "peer_count", "ether_balance", "gas_price"]
     )
+
+
+def test_the_oldest_unconfirmed_report_is_exposed_until_it_is_mined(tmp_path, fake_chain, account, clock):
+    from heliogrid_agent.metrics import AgentMetrics
+
+    metrics = AgentMetrics()
+    fake_chain.automine = False
+    reporter, store = make(tmp_path, fake_chain, account, clock, metrics=metrics)
+    value = metrics.registry.get_sample_value
+    reporter.step()
+    assert value("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds") == 0
+    produce(store, 1000, clock)
+    reporter.step()
+    signed_at = store.unresolved()[0].created_at
+    clock.advance(600)
+    reporter.step()
+    assert value("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds") == signed_at
+    fake_chain.mine()
+    reporter.step()
+    assert value("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds") == 0

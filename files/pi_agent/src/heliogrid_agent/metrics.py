@@ -54,6 +54,11 @@ class AgentMetrics:
             registry=r,
         )
         self.pending = Gauge(p + "pending_transactions", "Transactions signed but not yet mined", registry=r)
+        self.oldest_unconfirmed_report = Gauge(
+            p + "oldest_unconfirmed_report_timestamp_seconds",
+            "When the oldest report not yet mined was signed (wall time; 0 when every report is mined)",
+            registry=r,
+        )
         self.node_up = Gauge(p + "node_up", "1 when the local node answers RPC", registry=r)
         self.node_syncing = Gauge(p + "node_syncing", "1 while the local node is syncing", registry=r)
         self.block = Gauge(p + "node_block_number", "Latest block of the local node", registry=r)

@@ -592,7 +592,11 @@ class Reporter:
             self.auto_buyer.publish(m)
         for account, balance in status.balances.items():
             m.token_balance.labels(account).set(balance)
-        m.pending.set(len(self.store.unresolved()))
+        unresolved = self.store.unresolved()
+        m.pending.set(len(unresolved))
+        # The monitoring's "report unconfirmed" alert reads this: a count of pending rows cannot tell one report
+        # stuck for an hour from a new one every minute.
+        m.oldest_unconfirmed_report.set(min((r.created_at for r in unresolved if r.kind == "report"), default=0))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
