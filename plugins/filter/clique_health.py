@@ -13,6 +13,27 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 
+# The probe: the head, its time, the node's clock, the signers, the node's etherbase and who signed each block after
+# SINCE (SINCE < 0: the last 4 blocks per signer), at most the last 64. Its answer is what the filters below read.
+PROBE_JS = """(function () {
+  var since = SINCE, n = eth.blockNumber, head = eth.getBlock(n), signers = clique.getSigners(), etherbase = null;
+  try { etherbase = eth.coinbase; } catch (e) {}
+  var first = Math.max(1, n - 63, since >= 0 ? since + 1 : n - 4 * signers.length + 1), recent = [];
+  for (var i = first; i <= n; i++) recent.push({number: i, signer: clique.getSigner('0x' + i.toString(16))});
+  return JSON.stringify({head: n, head_time: head.timestamp, now: Math.floor(Date.now() / 1000),
+                         signers: signers, etherbase: etherbase, recent: recent});
+})()"""
+
+
+def clique_probe_js(since: int | str = -1) -> str:
+    """The console expression to run with ``geth attach --exec``: the blocks after ``since`` (-1: the recent ones)."""
+    try:
+        since = int(since)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"clique_probe_js: since is {since!r}, expected a block number or -1") from exc
+    return PROBE_JS.replace("SINCE", str(since))
+
+
 def clique_probe(raw: dict[str, Any]) -> dict[str, Any]:
     """A registered ``geth attach --exec 'JSON.stringify(...)'`` result -> the probe's answer as a mapping."""
     if not isinstance(raw, dict) or raw.get("rc") != 0:
@@ -73,6 +94,7 @@ class FilterModule:
 
     def filters(self) -> dict:
         return {
+            "clique_probe_js": clique_probe_js,
             "clique_probe": clique_probe,
             "clique_health_problems": clique_health_problems,
             "clique_sealed_after": clique_sealed_after,

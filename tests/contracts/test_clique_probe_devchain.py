@@ -1,0 +1,62 @@
+"""playbooks/upgrade.yml's chain probe (plugins/filter/clique_health.py) run in real geth's console, the release the
+lab's sealers run: the dev chain's single sealer is healthy, and is seen sealing again after a given block."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from heliogrid_testing.devchain import SealerWithIPC, geth_binary
+from heliogrid_testing.plugins import plugin
+
+pytestmark = pytest.mark.slow
+
+clique_health = plugin("plugins/filter/clique_health.py")
+
+
+@pytest.fixture
+def chain(tmp_path: Path):
+    with SealerWithIPC(tmp_path / "devchain") as chain:  # GethNotBuilt says to run `make geth` first
+        yield chain
+
+
+def probe(chain: SealerWithIPC, since: int = -1) -> dict:
+    """What upgrade.yml registers from `geth attach --exec <probe>` on a sealer, decoded as the play decodes it."""
+    command = [str(geth_binary()), "attach", "--exec", clique_health.clique_probe_js(since), str(chain.ipc)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return clique_health.clique_probe({"rc": result.returncode, "stdout": result.stdout, "stderr": result.stderr})
+
+
+def test_the_probe_finds_a_sealing_chain_healthy_and_names_its_signer(chain) -> None:
+    while chain.block_number() < 3:
+        time.sleep(chain.period)
+    answer = probe(chain)
+    sealer = chain.sealer.address.lower()
+    assert answer["etherbase"].lower() == sealer
+    assert [s.lower() for s in answer["signers"]] == [sealer]
+    assert {r["signer"].lower() for r in answer["recent"]} == {sealer}
+    assert [r["number"] for r in answer["recent"]] == list(range(answer["recent"][0]["number"], answer["head"] + 1))
+    assert clique_health.clique_health_problems(answer, chain.period) == []
+
+
+def test_the_probe_waits_for_a_block_sealed_after_the_one_given(chain) -> None:
+    while chain.block_number() < 2:
+        time.sleep(chain.period)
+    head = probe(chain)["head"]
+    assert clique_health.clique_sealed_after(probe(chain, since=head + 1000), head) == 0
+    deadline = time.monotonic() + 30 * chain.period
+    while (sealed := clique_health.clique_sealed_after(probe(chain, since=head), head)) == 0:
+        assert time.monotonic() < deadline, f"no block after #{head} seen sealed in {30 * chain.period} s"
+        time.sleep(chain.period)
+    assert sealed == head + 1
+
+
+def test_a_stopped_chain_is_reported_as_not_advancing(chain) -> None:
+    while chain.block_number() < 2:
+        time.sleep(chain.period)
+    answer = probe(chain)
+    stale = {**answer, "now": answer["head_time"] + 3 * chain.period + 1}
+    assert clique_health.clique_health_problems(stale, chain.period)[0].startswith(f"head #{answer['head']} is ")
