@@ -276,7 +276,7 @@ class DevChain:
 
 
 class SealerWithIPC(DevChain):
-    """The dev chain with its sealer's IPC socket open, as a lab sealer's is (clique_vote's and upgrade.yml's way in)."""
+    """The dev chain with its sealer's IPC socket open, as a lab sealer's is (clique_vote's, upgrade.yml's way in)."""
 
     @property
     def ipc(self) -> Path:

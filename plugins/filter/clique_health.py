@@ -12,7 +12,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-
 # The probe: the head, its time, the node's clock, the signers, the node's etherbase and who signed each block after
 # SINCE (SINCE < 0: the last 4 blocks per signer), at most the last 64. Its answer is what the filters below read.
 PROBE_JS = """(function () {
@@ -52,17 +51,19 @@ def clique_probe(raw: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def clique_health_problems(probe: dict[str, Any], period: int | float, stall_periods: int = 3) -> list[str]:
+def clique_health_problems(
+    probe: dict[str, Any], period: int | float | str, stall_periods: int | float | str = 3
+) -> list[str]:
     """What keeps the chain from being safe to restart a sealer in: [] when every signer sealed one of the recent
     blocks and the head is younger than ``stall_periods`` periods."""
-    period = float(period)
+    period, stall_periods = float(period), float(stall_periods)  # extra vars (-e) arrive as strings
     if period <= 0:
         raise AnsibleFilterError(f"clique_health_problems: period is {period!r}, expected seconds > 0")
     problems = []
     age = int(probe["now"]) - int(probe["head_time"])
     if age > stall_periods * period:
         problems.append(
-            f"head #{probe['head']} is {age} s old ({stall_periods} periods of {period:g} s allowed): "
+            f"head #{probe['head']} is {age} s old ({stall_periods:g} periods of {period:g} s allowed): "
             "the chain is not advancing"
         )
     recent = probe["recent"]

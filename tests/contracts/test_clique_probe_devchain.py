@@ -3,7 +3,11 @@ lab's sealers run: the dev chain's single sealer is healthy, and is seen sealing
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from heliogrid_testing.plugins import plugin
 pytestmark = pytest.mark.slow
 
 clique_health = plugin("plugins/filter/clique_health.py")
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
 
 
 @pytest.fixture
@@ -60,3 +66,42 @@ def test_a_stopped_chain_is_reported_as_not_advancing(chain) -> None:
     answer = probe(chain)
     stale = {**answer, "now": answer["head_time"] + 3 * chain.period + 1}
     assert clique_health.clique_health_problems(stale, chain.period)[0].startswith(f"head #{answer['head']} is ")
+
+
+def health_check(chain: SealerWithIPC, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """upgrade.yml's check (playbooks/tasks/clique_healthy.yml) run by ansible-playbook on this machine's dev chain."""
+    play = tmp_path / "check.yml"
+    play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Check the dev chain as upgrade.yml checks the lab's",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars": {
+                        "geth_binary": str(geth_binary()),
+                        "geth_datadir": str(chain.ipc.parent),
+                        "clique_genesis_period": chain.period,
+                    },
+                    "tasks": [
+                        {"ansible.builtin.include_tasks": str(ROOT / "playbooks" / "tasks" / "clique_healthy.yml")}
+                    ],
+                }
+            ]
+        )
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STRATEGY": "linear"}
+    command = [PLAYBOOK, "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", str(play), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_upgrade_checks_pass_on_a_sealing_chain_and_refuse_a_stalled_one(chain, tmp_path: Path) -> None:
+    while chain.block_number() < 5:
+        time.sleep(chain.period)
+    passed = health_check(chain, tmp_path)
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    refused = health_check(chain, tmp_path, "-e", "upgrade_stall_periods=-1")  # any head counts as too old
+    assert refused.returncode != 0
+    assert "The chain is not healthy enough to take a sealer out" in refused.stdout, refused.stdout[-3000:]
+    assert "the chain is not advancing" in refused.stdout

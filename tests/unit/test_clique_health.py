@@ -54,6 +54,11 @@ def test_a_head_exactly_three_periods_old_still_counts_as_advancing() -> None:
     assert clique_health.clique_health_problems(probe([(10, A), (11, B), (12, C)], head_time=NOW - 15), 5) == []
 
 
+def test_periods_given_as_extra_vars_strings_count_as_numbers() -> None:
+    problems = clique_health.clique_health_problems(probe([(10, A), (11, B), (12, C)], head_time=NOW - 11), "5", "2")
+    assert problems == ["head #12 is 11 s old (2 periods of 5 s allowed): the chain is not advancing"]
+
+
 def test_a_zero_period_is_refused_with_its_value() -> None:
     with pytest.raises(AnsibleFilterError, match=r"period is 0\.0"):
         clique_health.clique_health_problems(probe([(1, A)]), 0)
