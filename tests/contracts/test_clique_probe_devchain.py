@@ -68,14 +68,14 @@ def test_a_stopped_chain_is_reported_as_not_advancing(chain) -> None:
     assert clique_health.clique_health_problems(stale, chain.period)[0].startswith(f"head #{answer['head']} is ")
 
 
-def health_check(chain: SealerWithIPC, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    """upgrade.yml's check (playbooks/tasks/clique_healthy.yml) run by ansible-playbook on this machine's dev chain."""
+def upgrade_tasks(chain: SealerWithIPC, tmp_path: Path, tasks: str, *extra: str) -> subprocess.CompletedProcess:
+    """Tasks of upgrade.yml (playbooks/tasks/<tasks>.yml) run by ansible-playbook on this machine's dev chain."""
     play = tmp_path / "check.yml"
     play.write_text(
         json.dumps(
             [
                 {
-                    "name": "Check the dev chain as upgrade.yml checks the lab's",
+                    "name": f"Run upgrade.yml's {tasks} on the dev chain",
                     "hosts": "localhost",
                     "connection": "local",
                     "gather_facts": False,
@@ -84,9 +84,7 @@ def health_check(chain: SealerWithIPC, tmp_path: Path, *extra: str) -> subproces
                         "geth_datadir": str(chain.ipc.parent),
                         "clique_genesis_period": chain.period,
                     },
-                    "tasks": [
-                        {"ansible.builtin.include_tasks": str(ROOT / "playbooks" / "tasks" / "clique_healthy.yml")}
-                    ],
+                    "tasks": [{"ansible.builtin.include_tasks": str(ROOT / "playbooks" / "tasks" / f"{tasks}.yml")}],
                 }
             ]
         )
@@ -99,9 +97,25 @@ def health_check(chain: SealerWithIPC, tmp_path: Path, *extra: str) -> subproces
 def test_upgrade_checks_pass_on_a_sealing_chain_and_refuse_a_stalled_one(chain, tmp_path: Path) -> None:
     while chain.block_number() < 5:
         time.sleep(chain.period)
-    passed = health_check(chain, tmp_path)
+    passed = upgrade_tasks(chain, tmp_path, "clique_healthy")
     assert passed.returncode == 0, passed.stdout[-3000:]
-    refused = health_check(chain, tmp_path, "-e", "upgrade_stall_periods=-1")  # any head counts as too old
+    refused = upgrade_tasks(
+        chain, tmp_path, "clique_healthy", "-e", "upgrade_stall_periods=-1"
+    )  # any head counts as too old
     assert refused.returncode != 0
     assert "The chain is not healthy enough to take a sealer out" in refused.stdout, refused.stdout[-3000:]
     assert "the chain is not advancing" in refused.stdout
+
+
+def test_upgrade_waits_for_the_sealer_to_seal_after_its_restart_and_fails_when_it_does_not(chain, tmp_path) -> None:
+    while chain.block_number() < 3:
+        time.sleep(chain.period)
+    head = chain.block_number()
+    sealed = upgrade_tasks(chain, tmp_path, "clique_sealed_again", "-e", f"upgrade__head_before={head}")
+    assert sealed.returncode == 0, sealed.stdout[-3000:]
+    never = upgrade_tasks(
+        chain, tmp_path, "clique_sealed_again", "-e", f"upgrade__head_before={head + 1000}",
+        "-e", "upgrade_seal_timeout_periods=2",
+    )  # fmt: skip
+    assert never.returncode != 0, never.stdout[-4000:]
+    assert f"localhost has sealed no block since #{head + 1000}" in " ".join(never.stdout.split())
