@@ -273,3 +273,17 @@ class DevChain:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class SealerWithIPC(DevChain):
+    """The dev chain with its sealer's IPC socket open, as a lab sealer's is (clique_vote's, upgrade.yml's way in)."""
+
+    @property
+    def ipc(self) -> Path:
+        return self.workdir / "sealer" / "geth.ipc"
+
+    def _common(self, node: str) -> list[str]:
+        args = super()._common(node)
+        if node == "sealer":
+            args.remove("--ipcdisable")
+        return args

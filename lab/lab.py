@@ -9,6 +9,7 @@ label ``io.heliogrid.lab``; ``down`` removes only objects with that label.
     lab/lab.py up [HOST ...]     create or start the containers (all hosts by default)
     lab/lab.py status            show the containers and their state
     lab/lab.py down              remove the lab's containers and network
+    lab/lab.py destroy HOST ...  remove these hosts' containers, as machines lost for good (`up HOST` makes new ones)
 
 It is also the lab driver the tests and the benchmarks import (`from lab import lab`): run a playbook, run a
 command in a host, read the inventory. Failures raise LabError; the command line prints them and exits non-zero.
@@ -460,6 +461,17 @@ def down() -> None:
     shutil.rmtree(ROOT / ".cache" / "facts", ignore_errors=True)
 
 
+def destroy(names: Sequence[str]) -> None:
+    """Remove these hosts' containers and their cached facts: machines lost for good. `up` makes new, empty ones."""
+    for name in names:
+        container = PREFIX + name
+        if not own_container(container):
+            raise LabError(f"{container} is not a container of this lab")
+        podman("rm", "-f", "-t", "5", container)
+        (ROOT / ".cache" / "facts" / name).unlink(missing_ok=True)
+        print(f"lab: destroyed {container}")
+
+
 def clear_state() -> None:
     """Forget what plays recorded on the controller for the lab (contracts.json, ethstats/...): start empty."""
     state = INVENTORY / "state"
@@ -474,12 +486,16 @@ def main() -> None:
     p_up.add_argument("hosts", nargs="*", help="inventory hosts to bring up (default: all)")
     sub.add_parser("status", help="show the lab containers")
     sub.add_parser("down", help="remove the lab containers and network")
+    p_destroy = sub.add_parser("destroy", help="remove some hosts' containers (machines lost for good)")
+    p_destroy.add_argument("hosts", nargs="+", help="inventory hosts whose containers to remove")
     args = parser.parse_args()
     try:
         if args.command == "up":
             up(args.hosts)
         elif args.command == "status":
             status()
+        elif args.command == "destroy":
+            destroy(args.hosts)
         else:
             down()
     except LabError as exc:

@@ -299,6 +299,17 @@ def test_each_host_runs_the_newest_debian_ami_with_its_own_elastic_ip(
     assert key["KeyName"] == f"{NETWORK}-operator"
 
 
+def test_every_instance_boots_from_an_encrypted_volume_deleted_with_it(first_provision: AnsibleRun, ec2) -> None:
+    hosts = instances_of(ec2, NETWORK)
+    for name, instance in hosts.items():
+        mapped = instance["BlockDeviceMappings"]
+        assert mapped, f"{name} has no EBS volume"
+        ids = [m["Ebs"]["VolumeId"] for m in mapped]
+        volumes = ec2.describe_volumes(VolumeIds=ids)["Volumes"]
+        assert [(v["Encrypted"], v["Size"]) for v in volumes] == [(True, 20)] * len(ids), name
+        assert all(m["Ebs"]["DeleteOnTermination"] for m in mapped), name
+
+
 def test_second_run_changes_nothing(first_provision: AnsibleRun, ansible: Ansible, operator_public_key: Path) -> None:
     result = ansible.playbook("provision_aws.yml", *provision_vars(operator_public_key))
     assert result.returncode == 0, result.explain()

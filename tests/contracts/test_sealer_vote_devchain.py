@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from heliogrid_testing.devchain import DevChain, geth_binary
+from heliogrid_testing.devchain import SealerWithIPC, geth_binary
 
 pytestmark = pytest.mark.slow
 
@@ -21,20 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = shutil.which("ansible", path=str(Path(sys.executable).parent)) or "ansible"
 NEWCOMER = "0x" + "c0" * 20  # an address nobody holds the key of: it is voted in, never seals
 STRANGER = "0x" + "5a" * 20
-
-
-class SealerWithIPC(DevChain):
-    """The dev chain with its sealer's IPC socket open, as a lab sealer's is (the module's way in)."""
-
-    @property
-    def ipc(self) -> Path:
-        return self.workdir / "sealer" / "geth.ipc"
-
-    def _common(self, node: str) -> list[str]:
-        args = super()._common(node)
-        if node == "sealer":
-            args.remove("--ipcdisable")
-        return args
 
 
 @pytest.fixture

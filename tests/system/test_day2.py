@@ -1,0 +1,190 @@
+"""Day-2 operations on the lab after site.yml (issue #17): a sealer lost for good comes back from its backup as the
+same signer, and a rolling restart of every node never stalls the chain. Each test prints its figures ("FIGURE: ...",
+run pytest with -s) and leaves the network in step.
+
+The rolling restart comes first: the restore test re-applies site.yml, which takes minutes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+
+from heliogrid_testing import agents
+from heliogrid_testing.chain import attach, eventually, heads, heads_in_step, period
+from heliogrid_testing.plugins import plugin
+from lab import lab
+
+PERIOD = period()
+RESULTS = lab.ROOT / "test-results"
+BACKUPS = lab.INVENTORY / "state" / "backups"  # playbooks/vars/backup.yml backup_dir, in the lab's state dir
+NODEKEY = "/var/lib/geth/geth/nodekey"  # roles/geth_nodekey, with the lab's default datadir
+IN_STEP_WITHIN = 300  # s for every node to follow the same head again
+SEALS_WITHIN = 40 * PERIOD  # s for a sealer brought back to seal a block of its own
+
+clique_health = plugin("plugins/filter/clique_health.py")
+
+
+def every_host() -> list[str]:
+    return lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis")
+
+
+def started_at(host: str, unit: str) -> float:
+    """When the unit last became active, on the kernel clock this process's time.monotonic() reads."""
+    return (
+        int(agents.unit_properties(host, unit, "ActiveEnterTimestampMonotonic")["ActiveEnterTimestampMonotonic"]) / 1e6
+    )
+
+
+def signers_after(host: str, block: int) -> list[tuple[int, str]]:
+    """(number, signer) of the blocks after `block` in the host's chain, read with upgrade.yml's probe."""
+    answer = json.loads(attach(host, clique_health.clique_probe_js(block)))
+    return [(r["number"], r["signer"].lower()) for r in answer["recent"]]
+
+
+def wait_in_step(when: str) -> None:
+    hosts = every_host()
+    assert eventually(lambda: heads_in_step(hosts), timeout=IN_STEP_WITHIN, interval=PERIOD), (
+        f"heads not in step {IN_STEP_WITHIN} s {when}: "
+        f"{ {h: v.number if v else None for h, v in heads(hosts).items()} }"
+    )
+
+
+class HeadSampler:
+    """Each node's head, sampled about every second by a thread per node while a playbook runs: a node being
+    restarted (whose console hangs or fails) delays only its own samples."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._answers: list[tuple[float, int]] = []  # (time.monotonic(), block number), from any node
+        self._threads = [threading.Thread(target=self._run, args=(h,), daemon=True) for h in hosts]
+
+    def _run(self, host: str) -> None:
+        while not self._stop.is_set():
+            number = attach(host, "eth.blockNumber", check=False, timeout=10)
+            if number is not None:
+                with self._lock:
+                    self._answers.append((time.monotonic(), number))
+            self._stop.wait(1)
+
+    def __enter__(self) -> HeadSampler:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    @property
+    def samples(self) -> list[tuple[float, int]]:
+        """(moment, the highest head any node had reported by then), in time order."""
+        highest, out = -1, []
+        for moment, number in sorted(self._answers):
+            highest = max(highest, number)
+            out.append((moment, highest))
+        return out
+
+    def longest_stall(self) -> tuple[float, int]:
+        """The longest time (s) between two rises of the head, and the block it stood at."""
+        samples = self.samples
+        longest, at = 0.0, -1
+        risen_at, number = samples[0]
+        for moment, seen in samples[1:]:
+            if seen > number:
+                if moment - risen_at > longest:
+                    longest, at = moment - risen_at, number
+                risen_at, number = moment, seen
+        if samples[-1][0] - risen_at > longest:  # still standing at the end
+            longest, at = samples[-1][0] - risen_at, number
+        return longest, at
+
+
+def test_a_rolling_restart_of_every_node_never_stalls_the_head_for_more_than_two_periods(site):
+    wait_in_step("before the rolling restart")
+    miners, pis = lab.inventory_hosts("miners"), lab.inventory_hosts("pis")
+    started = time.monotonic()
+    first = attach("miner1", "eth.blockNumber")
+    with HeadSampler(miners + lab.inventory_hosts("stats")) as sampler:
+        run = lab.playbook(
+            "playbooks/upgrade.yml", "-e", "geth_upgrade_restart_only=true", log=RESULTS / "day2-upgrade.log"
+        )
+    assert run.returncode == 0, f"upgrade.yml failed (rc={run.returncode}); last lines:\n{run.output[-6000:]}"
+
+    restarts = {m: started_at(m, "geth") for m in miners}
+    assert all(moment > started for moment in restarts.values()), f"a sealer's geth was not restarted: {restarts}"
+    order = sorted(restarts.values())
+    gaps = [b - a for a, b in itertools.pairwise(order)]
+    print(f"FIGURE: sealers restarted {', '.join(f'{g:.0f}' for g in gaps)} s apart (period {PERIOD} s)")
+    assert all(g >= PERIOD for g in gaps), f"sealers restarted together, not in turn: {restarts}"
+    assert all(started_at(p, agents.UNIT) > started for p in pis), "an agent was not restarted"
+    assert all(started_at(p, "geth") > started for p in pis), "a Pi's geth was not restarted"
+
+    stall, at = sampler.longest_stall()
+    last = attach("miner1", "eth.blockNumber")
+    times = attach(
+        "miner1",
+        f"(function () {{ var t = []; for (var n = {first}; n <= {last}; n++) t.push(eth.getBlock(n).timestamp);"
+        " return t; }})()",
+    )
+    widest = max((b - a for a, b in itertools.pairwise(times)), default=0)
+    print(
+        f"FIGURE: during upgrade.yml ({time.monotonic() - started:.0f} s, blocks {first}..{last}) the head stood "
+        f"still for {stall:.1f} s at most (at #{at}); block times {widest} s apart at most; period {PERIOD} s"
+    )
+    assert len(sampler.samples) > 10, f"only {len(sampler.samples)} head samples"
+    assert last - first >= 3, f"the chain went from {first} to {last} while the nodes were restarted"
+    # A sample every ~1 s (the consoles take a moment): one second of slack over two periods.
+    assert stall <= 2 * PERIOD + 1, f"the head stood still {stall:.1f} s at #{at}, over 2 periods of {PERIOD} s"
+    assert widest <= 2 * PERIOD, f"two blocks {widest} s apart, over 2 periods of {PERIOD} s"
+    wait_in_step("after the rolling restart")
+
+
+def test_a_destroyed_sealer_comes_back_from_its_backup_as_the_same_signer(site):
+    miner = "miner2"
+    wait_in_step("before the backup")
+    signer = attach(miner, "eth.coinbase").lower()
+    node_id = attach(miner, "admin.nodeInfo.id")
+    wg_key = lab.podman_exec(f"hg-{miner}", "wg", "show", "wg0", "public-key").stdout.strip()
+    nodekey = lab.podman_exec(f"hg-{miner}", "cat", NODEKEY).stdout.strip()
+
+    backup = lab.playbook("playbooks/backup.yml", "--limit", miner, log=RESULTS / "day2-backup.log")
+    assert backup.returncode == 0, f"backup.yml failed; last lines:\n{backup.output[-6000:]}"
+    archive = (BACKUPS / miner / "latest.tar.gz.vault").resolve()
+    assert archive.read_bytes().startswith(b"$ANSIBLE_VAULT;")
+    assert oct(archive.stat().st_mode & 0o777) == oct(0o600)
+    assert nodekey not in backup.output, "backup.yml printed the nodekey"
+    assert nodekey.encode() not in archive.read_bytes()
+
+    lab.destroy([miner])
+    lost = time.monotonic()
+    lab.cli("up", miner)
+    assert lab.podman_exec(f"hg-{miner}", "test", "-e", NODEKEY, check=False).returncode != 0, "not a new machine"
+
+    restore = lab.playbook("playbooks/restore.yml", "--limit", miner, log=RESULTS / "day2-restore.log")
+    assert restore.returncode == 0, f"restore.yml failed; last lines:\n{restore.output[-6000:]}"
+    again = lab.playbook("playbooks/restore.yml", "--limit", miner, log=RESULTS / "day2-restore-again.log")
+    assert again.returncode == 0, f"restore.yml failed the second time; last lines:\n{again.output[-6000:]}"
+    assert again.recap[miner]["changed"] == 0, f"a second restore changed {again.recap[miner]['changed']} things"
+
+    rebuilt = lab.playbook("site.yml", log=RESULTS / "day2-site-after-restore.log")
+    assert rebuilt.returncode == 0, f"site.yml after the restore failed; last lines:\n{rebuilt.output[-6000:]}"
+    back = attach("miner1", "eth.blockNumber")
+    assert attach(miner, "eth.coinbase").lower() == signer
+    assert attach(miner, "admin.nodeInfo.id") == node_id
+    assert lab.podman_exec(f"hg-{miner}", "wg", "show", "wg0", "public-key").stdout.strip() == wg_key
+    assert signer in [s.lower() for s in attach("miner1", "clique.getSigners()")]
+
+    sealed = eventually(
+        lambda: [n for n, s in signers_after("miner1", back) if s == signer], timeout=SEALS_WITHIN, interval=PERIOD
+    )
+    print(
+        f"FIGURE: {miner} sealing again as {signer} (block #{sealed[0] if sealed else '-'}) "
+        f"{time.monotonic() - lost:.0f} s after its container was destroyed"
+    )
+    assert sealed, f"{miner} ({signer}) sealed none of the blocks after #{back} within {SEALS_WITHIN} s"
+    wait_in_step("after the restore")
