@@ -110,7 +110,8 @@ molecule: setup
 # checks across hosts, the energy sold, and the faults; in this order (later modules change the lab). -s prints
 # the fault figures.
 SYSTEM_TESTS ?= tests/system/test_lab.py tests/system/test_site.py tests/system/test_arm64_pi.py tests/system/test_overlay.py \
-	tests/system/test_network.py tests/system/test_energy.py tests/system/test_faults.py tests/system/test_day2.py
+	tests/system/test_network.py tests/system/test_energy.py tests/system/test_monitoring.py tests/system/test_faults.py \
+	tests/system/test_day2.py
 system: setup
 	pytest -q -s -p no:cacheprovider --durations=0 $(SYSTEM_TESTS)
 

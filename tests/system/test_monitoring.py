@@ -1,8 +1,6 @@
 """Monitoring on the lab after site.yml (roles node_exporter and monitoring; the stats host doubles as the monitoring
 host): Prometheus scrapes every target over the overlay, the exporters answer the monitoring host only, and a stopped
 sealer fires HelioGridSealerMissedTurns at the lab's webhook sink, which resolves once the sealer seals again.
-
-Not yet in the Makefile's SYSTEM_TESTS: it was written without a lab run (roles/monitoring/README.md).
 """
 
 from __future__ import annotations
