@@ -129,7 +129,7 @@ def test_a_rolling_restart_of_every_node_never_stalls_the_head_for_more_than_two
     times = attach(
         "miner1",
         f"(function () {{ var t = []; for (var n = {first}; n <= {last}; n++) t.push(eth.getBlock(n).timestamp);"
-        " return t; }})()",
+        " return t; })()",
     )
     widest = max((b - a for a, b in itertools.pairwise(times)), default=0)
     print(
