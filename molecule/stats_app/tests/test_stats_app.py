@@ -167,7 +167,7 @@ def test_healthz_says_the_node_is_unreachable_without_geth_and_the_journal_says_
     assert health["ok"] is False
     assert health["head"] is None
     assert health["last_error"] == "the indexer cannot follow the node; the service's log says why"
-    assert "8545" not in body  # the exception stays in the journal: it names hosts and ports
+    assert b"8545" not in body  # the exception stays in the journal: it names hosts and ports
     log = http_host.check_output("journalctl -u heliogrid-stats -n 200 --no-pager -o cat")
     assert "8545" in log  # the node it tried: the stats node's loopback RPC
 
