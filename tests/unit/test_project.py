@@ -43,3 +43,24 @@ def test_version_spec_check_rejects_a_version_outside_the_range():
     assert satisfies("10.1.2", ">=10.1.0,<11.0.0")
     assert not satisfies("11.0.0", ">=10.1.0,<11.0.0")
     assert not satisfies("9.9.9", ">=10.1.0,<11.0.0")
+
+
+def apt_package_names(tasks_file: Path) -> set[str]:
+    """The package names a role's tasks install with ansible.builtin.apt (literal names only)."""
+    names: set[str] = set()
+    for task in yaml.safe_load(tasks_file.read_text()):
+        args = task.get("ansible.builtin.apt") or {}
+        name = args.get("name")
+        names.update([name] if isinstance(name, str) else name or [])
+    return names
+
+
+def test_the_overlay_play_preinstalls_exactly_the_firewalls_and_the_exporters_packages():
+    # overlay.yml installs them in WireGuard's apt transaction; a renamed package in either role must be renamed there.
+    plays = yaml.safe_load((ROOT / "playbooks" / "overlay.yml").read_text())
+    (play,) = [p for p in plays if [r["role"] for r in p.get("roles", [])] == ["wireguard", "firewall"]]
+    wanted = apt_package_names(ROOT / "roles" / "firewall" / "tasks" / "main.yml") | apt_package_names(
+        ROOT / "roles" / "node_exporter" / "tasks" / "main.yml"
+    )
+    assert wanted == {"nftables", "netbase", "prometheus-node-exporter"}
+    assert set(play["vars"]["wireguard_extra_packages"]) == wanted
