@@ -1,7 +1,8 @@
-"""Fault cases on the lab after site.yml: sealers stopped, a Pi's node stopped, a Pi cut off, a Pi rebooted, an
-agent SIGKILLed again and again. Each test asserts the behaviour and prints its figure ("FIGURE: ...", run
-pytest with -s), puts back what it broke (in `finally`), and returns only once the network is healthy again:
-every node's geth (and every agent) active, all heads in step, the chain advancing, every Pi peered with a miner.
+"""Fault cases on the lab after site.yml: sealers stopped (and the alert a stopped sealer fires), a Pi's node
+stopped, a Pi cut off, a Pi rebooted, an agent SIGKILLed again and again. Each test asserts the behaviour and prints
+its figure ("FIGURE: ...", run pytest with -s), puts back what it broke (in `finally`), and returns only once the
+network is healthy again: every node's geth (and every agent) active, all heads in step, the chain advancing, every
+Pi peered with a miner.
 
 Durations come from the environment, with small CI defaults:
   HELIOGRID_FAULT_SECONDS (30)  how long a node stays stopped or a Pi cut off
@@ -16,6 +17,7 @@ Pi (heliogrid_testing/agents.py).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -37,6 +39,10 @@ HEALTHY_WITHIN = 300  # s for the whole network to be healthy again once the fau
 RESYNC_WITHIN = 180  # s for a reconnected Pi to follow the head again (geth redials a static peer within ~35 s)
 BOOT_WITHIN = 180  # s from `podman restart` of a Pi until its geth and agent are active
 KILL_DELAY = 12  # s: each kill comes at a random moment within this long after the agent's (re)start
+MONITOR = "hg-stats1"  # the lab's monitoring host (inventories/lab: stats1 is in `monitoring`)
+SINK_FILE = "/var/lib/heliogrid-webhook-sink/alerts.jsonl"  # the webhook sink's record (group_vars/monitoring.yml)
+FIRE_WITHIN = 300  # s: 3 missed turns (3 x 3 periods of 5 s), a scrape, an evaluation, Alertmanager's group_wait
+RESOLVE_WITHIN = 300  # s: the sealer's next turn, a scrape, an evaluation, Alertmanager's group_interval
 
 
 @dataclass(frozen=True)
@@ -128,26 +134,41 @@ def unit_moment(host: str, unit: str, name: str) -> float:
     return int(agents.unit_properties(host, unit, name)[name]) / 1e6
 
 
-# --- sealers ------------------------------------------------------------------------------------------------
+# --- sealers, and the alert a stopped one fires --------------------------------------------------------------
 
 
-def test_chain_keeps_sealing_with_one_of_three_sealers_stopped(healthy):
+def webhook_alerts(name: str, status: str, signer: str) -> int:
+    """How many `name` alerts for `signer` the lab's webhook sink has received with `status` (firing, resolved)."""
+    lines = lab.podman_exec(MONITOR, "cat", SINK_FILE, check=False).stdout.splitlines()
+    return sum(
+        1
+        for line in lines
+        for alert in json.loads(line)["notification"]["alerts"]
+        if alert["labels"]["alertname"] == name
+        and alert["labels"].get("signer", "").lower() == signer
+        and alert["status"] == status
+    )
+
+
+def test_sealers_stopped_one_then_two_the_chain_goes_on_then_stalls_and_missed_turns_fires_and_resolves(healthy):
+    """miner3 stops: the two others seal on, and HelioGridSealerMissedTurns for miner3 reaches the lab's webhook
+    (roles/monitoring). Meanwhile miner2 stops too: one sealer of three cannot seal on (Clique's rule), and the chain
+    resumes once miner2 is back. miner3 starts again and the alert resolves."""
+    signer = attach("miner3", "eth.coinbase").lower()
+    missed = "HelioGridSealerMissedTurns"
+    before = webhook_alerts(missed, "firing", signer), webhook_alerts(missed, "resolved", signer)
+    stopped: list[str] = []
     try:
         stop("miner3")
+        stopped.append("miner3")
         assert not agents.active("miner3", "geth")
-        first, stopped = head("miner1"), time.monotonic()
+        first, miner3_stopped = head("miner1"), time.monotonic()
         advanced = eventually(lambda: head("miner1") >= first + 2, timeout=4 * PERIOD, interval=1)
-        print(f"FIGURE: with miner3 stopped, 2 blocks sealed in {since(stopped):.1f} s (period {PERIOD} s)")
+        print(f"FIGURE: with miner3 stopped, 2 blocks sealed in {since(miner3_stopped):.1f} s (period {PERIOD} s)")
         assert advanced, f"head went from {first} to {head('miner1')} in {4 * PERIOD} s with two sealers"
-    finally:
-        start("miner3")
 
-
-def test_chain_stalls_with_two_sealers_stopped_and_resumes_when_they_return(healthy):
-    stopped = ["miner3", "miner2"]
-    try:
-        for miner in stopped:
-            stop(miner)
+        stop("miner2")
+        stopped.append("miner2")
         at_stop = head("miner1")
         time.sleep(2 * PERIOD)  # the lone sealer may seal the one block Clique still allows it
         stalled = head("miner1")
@@ -156,13 +177,27 @@ def test_chain_stalls_with_two_sealers_stopped_and_resumes_when_they_return(heal
         print(f"FIGURE: with 1 of 3 sealers: head {at_stop} at the stop, {stalled} after 2 periods, {after} 3 later")
         assert stalled - at_stop <= 1
         assert after == stalled, f"a lone sealer of three sealed blocks {stalled + 1}..{after}"
+        start("miner2")
+        stopped.remove("miner2")
+        restarted = time.monotonic()
+        resumed = eventually(lambda: head("miner1") >= after + 2, timeout=12 * PERIOD, interval=1)
+        print(f"FIGURE: sealing resumed (2 new blocks) {since(restarted):.1f} s after miner2 was started")
+        assert resumed, f"head still {head('miner1')} {12 * PERIOD} s after miner2 was started"
+
+        fired = eventually(
+            lambda: webhook_alerts(missed, "firing", signer) > before[0], timeout=FIRE_WITHIN, interval=5
+        )
+        print(f"FIGURE: missed-turns alert at the webhook {since(miner3_stopped):.0f} s after miner3 stopped")
+        assert fired, f"no {missed} for miner3 at the webhook within {FIRE_WITHIN} s of stopping it"
     finally:
         for miner in stopped:
             start(miner)
-        restarted = time.monotonic()
-    resumed = eventually(lambda: head("miner1") >= after + 2, timeout=12 * PERIOD, interval=1)
-    print(f"FIGURE: sealing resumed (2 new blocks) {since(restarted):.1f} s after both sealers were started")
-    assert resumed, f"head still {head('miner1')} {12 * PERIOD} s after the sealers were started"
+    started = time.monotonic()
+    resolved = eventually(
+        lambda: webhook_alerts(missed, "resolved", signer) > before[1], timeout=RESOLVE_WITHIN, interval=5
+    )
+    print(f"FIGURE: resolved at the webhook {since(started):.0f} s after miner3 started")
+    assert resolved, f"{missed} for miner3 did not resolve within {RESOLVE_WITHIN} s of starting it"
 
 
 # --- a Pi cut off from the network --------------------------------------------------------------------------

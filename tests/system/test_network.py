@@ -18,6 +18,7 @@ from heliogrid_testing.chain import Contracts, attach, eventually, heads_in_step
 from lab import lab
 from lab.geth_defaults import geth_defaults
 
+RESULTS = lab.ROOT / "test-results"
 PERIOD = period()  # clique_genesis_period in inventories/lab/group_vars/all/network.yml
 
 
@@ -147,7 +148,7 @@ def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
     sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
     reader = Contracts("stats1")
     market_before = (reader.tariff(), reader.tolerance_percent())
-    run = lab.playbook("site.yml", *sources, "--limit", "pi4")
+    run = lab.playbook("site.yml", *sources, "--limit", "pi4", log=RESULTS / "site-limit-pi4.log")
     assert run.returncode == 0, run.output[-3000:]
     assert {h: r["changed"] for h, r in run.recap.items() if h != "pi4" and r["changed"]} == {}, "only pi4 changes"
     # The contracts play runs delegated from pi4 in this run: it must still deploy with the deployer's settings.
@@ -183,7 +184,9 @@ def test_a_sealer_is_voted_in_and_out_by_the_current_sealers(network, extra_host
     sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
     before = sorted(attach("miner1", "clique.getSigners()"))
 
-    added = lab.playbook("playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4")
+    added = lab.playbook(
+        "playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4", log=RESULTS / "sealer-vote-add.log"
+    )
     assert added.returncode == 0, added.output[-3000:]
     signers = attach("miner1", "clique.getSigners()")
     (new,) = set(signers) - set(before)
@@ -197,7 +200,13 @@ def test_a_sealer_is_voted_in_and_out_by_the_current_sealers(network, extra_host
     assert eventually(sealed_by_new, timeout=8 * PERIOD * len(signers))
 
     removed = lab.playbook(
-        "playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4", "-e", "sealer_vote_action=remove"
+        "playbooks/sealer_vote.yml",
+        *sources,
+        "-e",
+        "sealer_vote_host=miner4",
+        "-e",
+        "sealer_vote_action=remove",
+        log=RESULTS / "sealer-vote-remove.log",
     )
     assert removed.returncode == 0, removed.output[-3000:]
     assert sorted(attach("miner1", "clique.getSigners()")) == before
