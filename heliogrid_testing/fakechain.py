@@ -2,6 +2,10 @@
 
 It lets the unit tests break things a real node cannot be told to: go down between two calls, forget its
 transaction pool, mine only when asked. It decodes the agent's real signed legacy transactions.
+
+The agent reads the meter, the pause flag and the receipts again only at a new block (reporter.py), as a real
+chain changes them only in one: after changing state through the test controls (register, is_paused, meters,
+offers...) advance the clock or call ``mine()``, as the admin's transaction would.
 """
 
 from __future__ import annotations

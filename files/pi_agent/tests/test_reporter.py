@@ -286,6 +286,7 @@ def test_paused_market_gets_no_transaction_and_the_energy_waits_for_the_unpause(
     assert store.total_uwh() == 3000 * UWH_PER_WH  # counted all along
 
     fake_chain.is_paused = False
+    fake_chain.mine()  # the admin's unpause is a transaction: it is on chain from the next block
     reporter.step()
     reporter.step()
     assert reporter.status.market_paused is False
@@ -307,6 +308,7 @@ def test_a_signed_report_waiting_in_the_outbox_is_not_broadcast_while_paused(tmp
         again.step()
     assert fake_chain.sent == []
     fake_chain.is_paused = False
+    fake_chain.mine()  # the admin's unpause is a transaction: it is on chain from the next block
     again.step()
     again.step()
     assert [r.status for r in store.transactions()] == ["mined"]
