@@ -43,12 +43,14 @@ class FakeChain:
         tolerance_percent: int = 10,
         automine: bool = True,
         max_report_seconds: int | None = 24 * 3600,
+        period: int = 1,
     ) -> None:
         self.clock = clock
         self._chain_id = chain_id
         self.tolerance = tolerance_percent
         self.report_window = max_report_seconds  # None: a market from before the report window
         self.automine = automine
+        self.period = period  # seconds between sealed blocks (Clique's period; the lab's is 5)
         self.up = True
         self.blocks = [int(clock.time())]
         self.nonces: dict[str, int] = {}
@@ -79,7 +81,7 @@ class FakeChain:
         if not self.up:
             raise NodeUnavailable("connection refused")
         # Clique with a period seals empty blocks too: the head keeps up with the clock.
-        if int(self.clock.time()) > self.blocks[-1]:
+        if int(self.clock.time()) >= self.blocks[-1] + self.period:
             self.blocks.append(int(self.clock.time()))
 
     # -- the Chain interface -----------------------------------------------------------------------------
