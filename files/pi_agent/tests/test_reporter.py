@@ -684,6 +684,9 @@ def test_a_receipt_that_appears_with_the_next_block_is_settled_and_nothing_is_co
     reporter.step()
     assert [r.status for r in store.transactions()] == ["mined"]
     assert reporter.status.meter.total_wh == 1000  # read again after the settle
+    clock.advance(2)
+    reporter.step()  # the block of the settle: nothing is reported twice
+    assert (len(chain.sent), reporter.status.meter.total_wh) == (1, 1000)
     chain.automine = True
     for _ in range(2):
         produce(store, 1000, clock)
