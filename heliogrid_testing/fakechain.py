@@ -80,9 +80,11 @@ class FakeChain:
     def _check(self) -> None:
         if not self.up:
             raise NodeUnavailable("connection refused")
-        # Clique with a period seals empty blocks too: the head keeps up with the clock.
-        if int(self.clock.time()) >= self.blocks[-1] + self.period:
-            self.blocks.append(int(self.clock.time()))
+        # Clique with a period seals empty blocks too: the head keeps up with the clock (one block stands for those
+        # sealed since the last call; its timestamp is on the period's grid, as a sealer's are).
+        now, last = int(self.clock.time()), self.blocks[-1]
+        if now >= last + self.period:
+            self.blocks.append(last + (now - last) // self.period * self.period)
 
     # -- the Chain interface -----------------------------------------------------------------------------
     def chain_id(self) -> int:

@@ -700,7 +700,7 @@ def test_a_receipt_that_appears_with_the_next_block_is_settled_and_nothing_is_co
 
 
 def test_a_transaction_waiting_at_an_unchanged_block_is_still_resent_after_resend_seconds(tmp_path, clock, account):
-    chain = clique(clock, account, period=60, automine=False)
+    chain = clique(clock, account, period=100, automine=False)
     reporter, store = make(tmp_path, chain, account, clock, resend_seconds=30)
     produce(store, 1000, clock)
     reporter.step()
