@@ -2,6 +2,10 @@
 
 It lets the unit tests break things a real node cannot be told to: go down between two calls, forget its
 transaction pool, mine only when asked. It decodes the agent's real signed legacy transactions.
+
+The agent reads the meter, the pause flag and the receipts again only at a new block (reporter.py), as a real
+chain changes them only in one: after changing state through the test controls (register, is_paused, meters,
+offers...) advance the clock or call ``mine()``, as the admin's transaction would.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ class FakeChain:
         tolerance_percent: int = 10,
         automine: bool = True,
         max_report_seconds: int | None = 24 * 3600,
+        period: int = 1,
     ) -> None:
         self.clock = clock
         self._chain_id = chain_id
         self.tolerance = tolerance_percent
         self.report_window = max_report_seconds  # None: a market from before the report window
         self.automine = automine
+        self.period = period  # seconds between sealed blocks (Clique's period; the lab's is 5)
         self.up = True
         self.blocks = [int(clock.time())]
         self.nonces: dict[str, int] = {}
@@ -74,9 +80,11 @@ class FakeChain:
     def _check(self) -> None:
         if not self.up:
             raise NodeUnavailable("connection refused")
-        # Clique with a period seals empty blocks too: the head keeps up with the clock.
-        if int(self.clock.time()) > self.blocks[-1]:
-            self.blocks.append(int(self.clock.time()))
+        # Clique with a period seals empty blocks too: the head keeps up with the clock (one block stands for those
+        # sealed since the last call; its timestamp is on the period's grid, as a sealer's are).
+        now, last = int(self.clock.time()), self.blocks[-1]
+        if now >= last + self.period:
+            self.blocks.append(last + (now - last) // self.period * self.period)
 
     # -- the Chain interface -----------------------------------------------------------------------------
     def chain_id(self) -> int:

@@ -31,6 +31,7 @@ ORDER = (
     "meter_throughput",
     "agent_kills",
     "pi_memory",
+    "agent_idle_rpc",
     "site_profile",
     "site_rerun",
     "new_pi",

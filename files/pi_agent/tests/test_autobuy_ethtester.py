@@ -349,3 +349,22 @@ def test_the_offer_book_survives_a_restart_without_reading_old_blocks_again(mark
     assert reads
     assert reads[0][0] == buyer.book.block + 1
     assert [o.offer_id for o in buyer2.book.cheapest()] == [first, second]
+
+
+def test_a_buyer_that_found_nothing_to_buy_looks_again_only_at_a_new_block(market, tmp_path, clock):
+    market.offer(0, 5, CAP + 1)  # above the cap: nothing to buy
+    reporter, buyer = make_buyer(market, tmp_path, clock)
+    run(reporter, 0, steps=1)
+    run(reporter, 2 * KWH, steps=1)
+    reporter.step(2 * KWH)  # the block sealed after the last step: looked at once
+    assert buyer.waiting.startswith("no open offer")
+    chain, heads = reporter.chain, []
+    head = chain.head
+    chain.head = lambda: (heads.append(1), head())[1]
+    for _ in range(3):
+        reporter.step(2 * KWH)  # the same block: the book and the offers it read have not changed
+    assert heads == []
+    within = market.offer(1, 2, CAP)  # a new offer, in a new block
+    run(reporter, 2 * KWH)
+    assert heads != []
+    assert market.purchases() == [(within, 2, 2 * CAP)]

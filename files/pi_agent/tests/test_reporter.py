@@ -286,6 +286,7 @@ def test_paused_market_gets_no_transaction_and_the_energy_waits_for_the_unpause(
     assert store.total_uwh() == 3000 * UWH_PER_WH  # counted all along
 
     fake_chain.is_paused = False
+    fake_chain.mine()  # the admin's unpause is a transaction: it is on chain from the next block
     reporter.step()
     reporter.step()
     assert reporter.status.market_paused is False
@@ -307,6 +308,7 @@ def test_a_signed_report_waiting_in_the_outbox_is_not_broadcast_while_paused(tmp
         again.step()
     assert fake_chain.sent == []
     fake_chain.is_paused = False
+    fake_chain.mine()  # the admin's unpause is a transaction: it is on chain from the next block
     again.step()
     again.step()
     assert [r.status for r in store.transactions()] == ["mined"]
@@ -525,7 +527,7 @@ def test_buy_while_the_market_is_paused_is_refused(tmp_path, fake_chain, account
 
 
 def test_an_idle_step_reads_three_things_and_the_rest_every_slow_interval(tmp_path, fake_chain, account, clock):
-    """A Pi polls every 2 s: an idle step asks the node for the head, the meter and the pause flag only."""
+    """A Pi polls every 2 s: an idle step at a new block asks the node for the head, the meter and the pause flag."""
     from heliogrid_agent.reporter import SLOW_OBSERVE_SECONDS
 
     reporter, _store = make(tmp_path, fake_chain, account, clock)
@@ -563,3 +565,175 @@ def test_the_oldest_unconfirmed_report_is_exposed_until_it_is_mined(tmp_path, fa
     fake_chain.mine()
     reporter.step()
     assert value("heliogrid_agent_oldest_unconfirmed_report_timestamp_seconds") == 0
+
+
+# -- reading the chain only when it moved --------------------------------------------------------------------
+CHAIN_CALLS = (
+    "chain_id", "block_number", "latest_timestamp", "syncing", "peer_count", "nonce", "gas_price", "send_raw",
+    "receipt", "get_meter", "tolerance_percent", "max_report_seconds", "paused", "ether_balance", "token_balance",
+    "allowance", "get_offer", "next_offer_id", "ask_price",
+)  # fmt: skip
+OWNER = "0x" + "22" * 20
+
+
+def record_calls(chain) -> list[str]:
+    """From now on, the name of each of ``chain``'s CHAIN_CALLS the agent makes, in order."""
+    calls: list[str] = []
+    for name in CHAIN_CALLS:
+        original = getattr(chain, name)
+        setattr(chain, name, lambda *a, _n=name, _f=original: (calls.append(_n), _f(*a))[1])
+    return calls
+
+
+def clique(clock, account, period: int = 5, **kwargs) -> FakeChain:
+    """A chain that seals a block every ``period`` seconds, as the lab's Clique does every 5 s."""
+    chain = FakeChain(clock, period=period, **kwargs)
+    chain.register(account.address, owner=OWNER, capacity_watts=4000)
+    return chain
+
+
+def test_a_step_at_an_unchanged_block_asks_the_node_only_for_the_head(tmp_path, clock, account):
+    chain = clique(clock, account)
+    reporter, _store = make(tmp_path, chain, account, clock)
+    reporter.step()
+    calls = record_calls(chain)
+    clock.advance(2)
+    reporter.step()
+    clock.advance(2)
+    reporter.step()
+    assert calls == ["block_number", "block_number"]
+    assert reporter.status.meter == chain.meter(account.address)  # what the previous step read stands
+    calls.clear()
+    clock.advance(1)  # 5 s: the next block
+    reporter.step()
+    assert sorted(calls) == ["block_number", "get_meter", "paused"]
+
+
+def test_a_restarted_agent_reads_everything_at_its_first_step_whatever_the_block(tmp_path, clock, account):
+    chain = clique(clock, account)
+    reporter, store = make(tmp_path, chain, account, clock)
+    reporter.step()
+    store.close()
+    again, _store = make(tmp_path, chain, account, clock)
+    calls = record_calls(chain)
+    again.step()
+    assert {"get_meter", "paused", "syncing", "ether_balance"} <= set(calls)
+
+
+def test_after_the_node_was_unreachable_the_next_step_reads_everything(tmp_path, clock, account):
+    chain = clique(clock, account)
+    reporter, _store = make(tmp_path, chain, account, clock)
+    reporter.step()
+    chain.up = False
+    clock.advance(1)
+    reporter.step()
+    assert not reporter.status.node_up
+    chain.up = True
+    calls = record_calls(chain)
+    clock.advance(1)  # still the block of the last good step
+    reporter.step()
+    assert reporter.status.node_up
+    assert sorted(calls) == sorted(
+        ["block_number", "get_meter", "paused", "syncing", "peer_count", "ether_balance", "gas_price"]
+    )
+
+
+def test_a_kwh_crossing_at_an_unchanged_block_is_reported_at_once(tmp_path, clock, account):
+    chain = clique(clock, account)
+    reporter, store = make(tmp_path, chain, account, clock)
+    clock.advance(1000)  # block time for the capacity rule
+    reporter.step()
+    calls = record_calls(chain)
+    clock.advance(1)  # the same block: the meter's kWh does not wait for the next one
+    store.record_sample(1000 * UWH_PER_WH, 1000 * UWH_PER_WH, "2025-06-15", clock.time())
+    reporter.step()
+    assert "send_raw" in calls
+    assert "get_meter" not in calls[: calls.index("send_raw")]  # sent from the meter read at this block
+    assert chain.meter(account.address).total_wh == 1000
+    assert len(chain.sent) == 1
+
+
+def test_after_its_own_transaction_the_agent_reads_the_meter_again_even_at_the_same_block(tmp_path, clock, account):
+    chain = clique(clock, account, automine=False)
+    reporter, store = make(tmp_path, chain, account, clock)
+    clock.advance(1000)
+    reporter.step()
+    store.record_sample(1000 * UWH_PER_WH, 1000 * UWH_PER_WH, "2025-06-15", clock.time())
+    reporter.step()  # signed and broadcast; it waits in the pool for the next block
+    assert len(chain.sent) == 1
+    calls = record_calls(chain)
+    clock.advance(1)
+    reporter.step()
+    assert {"get_meter", "paused", "receipt"} <= set(calls)
+    calls.clear()
+    clock.advance(1)
+    reporter.step()  # the same block again: nothing can have changed, the receipt cannot have appeared
+    assert calls == ["block_number"]
+
+
+def test_a_receipt_that_appears_with_the_next_block_is_settled_and_nothing_is_counted_twice(tmp_path, clock, account):
+    chain = clique(clock, account, automine=False)
+    reporter, store = make(tmp_path, chain, account, clock)
+    produce(store, 1000, clock)
+    reporter.step()  # the report waits in the pool
+    for _ in range(2):  # 4 s: the same block
+        clock.advance(2)
+        reporter.step()
+    assert [r.status for r in store.transactions()] == ["sent"]
+    chain.mine()  # the next block holds it
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]
+    assert reporter.status.meter.total_wh == 1000  # read again after the settle
+    clock.advance(2)
+    reporter.step()  # the block of the settle: nothing is reported twice
+    assert (len(chain.sent), reporter.status.meter.total_wh) == (1, 1000)
+    chain.automine = True
+    for _ in range(2):
+        produce(store, 1000, clock)
+        reporter.step()
+        reporter.step()
+    m = chain.meter(account.address)
+    assert (m.total_wh, m.credited_kwh) == (3000, 3)
+    assert sum(chain.credit_events) == 3  # each kWh credited once
+    assert [r.status for r in store.transactions()] == ["mined"] * 3
+    assert [r.nonce for r in store.transactions()] == [0, 1, 2]
+
+
+def test_a_transaction_waiting_at_an_unchanged_block_is_still_resent_after_resend_seconds(tmp_path, clock, account):
+    chain = clique(clock, account, period=100, automine=False)
+    reporter, store = make(tmp_path, chain, account, clock, resend_seconds=30)
+    produce(store, 1000, clock)
+    reporter.step()
+    chain.forget_pool()  # the node restarted and lost it
+    clock.advance(10)
+    reporter.step()  # reads its receipt once at this block: none
+    calls = record_calls(chain)
+    clock.advance(10)
+    reporter.step()
+    assert (len(chain.sent), "receipt" in calls) == (1, False)
+    clock.advance(15)  # 35 s after the broadcast, still the same block
+    reporter.step()
+    assert len(chain.sent) == 2
+    assert chain.sent[1] == chain.sent[0]  # the same signed bytes
+    chain.mine()
+    reporter.step()
+    assert [r.status for r in store.transactions()] == ["mined"]
+    assert chain.meter(account.address).total_wh == 1000
+
+
+def test_balances_are_read_again_only_when_the_chain_moved(tmp_path, clock, account):
+    chain = clique(clock, account)
+    reporter, _store = make(tmp_path, chain, account, clock)
+    reporter.step()
+    calls = record_calls(chain)
+    assert reporter.refresh_balances() == {"meter": 0, "owner": 0}
+    assert calls.count("token_balance") == 2
+    clock.advance(2)
+    reporter.step()
+    assert reporter.refresh_balances() == {"meter": 0, "owner": 0}
+    assert calls.count("token_balance") == 2  # the same block: not read again
+    chain.balances[OWNER] = 7 * 10**18  # a sale, sealed in the next block
+    clock.advance(3)
+    reporter.step()
+    assert reporter.refresh_balances() == {"meter": 0, "owner": 7 * 10**18}
+    assert calls.count("token_balance") == 4

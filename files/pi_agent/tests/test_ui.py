@@ -410,6 +410,7 @@ def own_meter(ui, account):
 
     _server, agent, chain, _code = ui
     chain.register(account.address, owner=account.address, capacity_watts=4000)
+    chain.mine()  # registerMeter is a transaction: the agent sees it from the next block
     ask = AskPrice(agent.reporter, configured=10**18)
     agent.reporter.step()  # the configured price goes out and is mined (the fake chain mines at once)
     assert chain.ask_price(account.address) == 10**18

@@ -34,6 +34,7 @@ class AskPrice:
         self.configured = configured  # sell.ask_price_per_kwh in token base units; 0: do not offer
         self.on_chain: int | None = None  # askPrice(owner), as last read
         self._read_due = float("-inf")
+        self._read_view: int | None = None  # the reporter's chain_view at the last read: the same block, the same price
         self._sent: int | None = None  # the value this run last signed: never signed again until the wanted changes
         self._stuck_warned: int | None = None
         reporter.ask_price = self
@@ -78,9 +79,10 @@ class AskPrice:
             self._sent = int(in_flight[0].detail["price_per_kwh"])  # sent before a restart: not signed again
             self._read_due = float("-inf")  # read the chain again once it settles
             return
-        if now >= self._read_due:
+        if now >= self._read_due and self._read_view != self.reporter.chain_view:
+            view = self.reporter.chain_view
             self.on_chain = self.chain.ask_price(meter.owner)
-            self._read_due = now + READ_SECONDS
+            self._read_due, self._read_view = now + READ_SECONDS, view
         wanted = self.wanted
         if not self.applies():
             return

@@ -90,6 +90,10 @@ class AutoBuyer:
         self.revert_backoff_max_seconds = revert_backoff_max_seconds or reporter.revert_backoff_max_seconds
         self.imported_uwh: int | None = None
         self.waiting: str | None = None  # why the uncovered kWh are not being bought now
+        # (chain view, budget left, price cap) of the last plan that found nothing to buy: at the same block and
+        # budget the offers, prices and balance it read are the same, so the next step does not read them again.
+        self._found_nothing: tuple[int, int, int] | None = None
+        self._forgot = False
         reporter.auto_buyer = self
 
     # -- the owner's switch ------------------------------------------------------------------------------
@@ -188,9 +192,16 @@ class AutoBuyer:
                 self._wait(f"{ledger.reverts_in_a_row} automatic purchase(s) reverted in a row; next in {delay:.0f} s")
                 return
         budget_left = self.daily_budget - ledger.spent_today
+        key = (self.reporter.chain_view, budget_left, self.reporter.max_buy_price_per_kwh)
+        if key == self._found_nothing:
+            return
+        self._forgot = False
         plan = self.plan(need, budget_left)
         if plan is None:
+            # A plan that dropped closed offers from the book may find a live one behind them at the next step.
+            self._found_nothing = None if self._forgot else key
             return
+        self._found_nothing = None
         self._send(plan)
 
     def plan(self, need: int, budget_left: int) -> Plan | None:
@@ -224,6 +235,7 @@ class AutoBuyer:
                     extra={"event": "auto_buy_skip", "offer_id": candidate.offer_id},
                 )  # fmt: skip
                 self.book.forget(candidate.offer_id)
+                self._forgot = True
                 continue
             if live.price_per_kwh > cap or live.price_per_kwh > budget_left:
                 continue  # not what the book read (a reorganised chain): the next scan corrects the book

@@ -19,6 +19,13 @@ Under a paused or hostile market the meter's gas is what is at stake:
   for half the increase (at least one whole kWh), in case the market applies a stricter rule than the agent
   knows; the count is kept in the store, so a restart does not reset it.
 - A transaction the node refuses is broadcast again after ``resend_seconds``, not at every step.
+
+A step asks the node for the head's number, and for the rest only when the chain may have moved. What a read of
+``latest`` returns (the meter, ``paused()``, a receipt, the account's nonce, a balance) cannot change without a new
+block, so at the block of the previous step the previous answers stand. Everything is read again after a new
+block, after the node was unreachable, at the first step after a start, and after the agent signed or settled a
+transaction of its own. The reports, resends and purchases follow the same rules as without the cache: a kWh
+crossing is reported at once from the meter read at the current block, and a resend waits ``resend_seconds``.
 """
 
 from __future__ import annotations
@@ -127,6 +134,13 @@ class Reporter:
         self._offers: tuple[float, list[Offer]] = (0.0, [])
         self._credited_seen: int | None = None  # kWh credited when last looked, to tell sales apart
         self._slow_due = float("-inf")  # the first step reads everything
+        # What the node answered at block self._head (see the module's docstring). chain_view changes whenever that
+        # is forgotten, so that the auto-buyer and the balances can tell "nothing moved since I last looked".
+        self._head: int | None = None
+        self._reads: dict[str, Any] = {}
+        self._waiting: dict[int, int] = {}  # outbox row id -> the block at which it had no receipt and kept its nonce
+        self.chain_view = 0
+        self._balances_view: int | None = None
         self.auto_buyer: Any | None = None  # an autobuy.AutoBuyer sets itself here
         self.ask_price: Any | None = None  # an askprice.AskPrice sets itself here
 
@@ -156,6 +170,7 @@ class Reporter:
                     )
                 self.status.node_up = False
                 self._slow_due = float("-inf")  # read it all again as soon as the node answers
+                self.forget_reads()
             finally:
                 self._publish()
 
@@ -168,9 +183,12 @@ class Reporter:
             log.info("node reachable at block %s", block, extra={"event": "node_up", "block": block})
         self.status.node_up = True
         self.status.block = block
-        meter = chain.get_meter(self.address)
+        if block != self._head:
+            self.forget_reads()
+            self._head = block
+        meter = self._read("meter", lambda: chain.get_meter(self.address))
         self.status.meter = meter
-        self._observe_pause(chain.paused())
+        self._observe_pause(self._read("paused", chain.paused))
         now = self.clock.time()
         # What only the page and the metrics show is read every SLOW_OBSERVE_SECONDS, not every step: the node's
         # sync state and peers, the meter's ether and the gas price (4 of a step's 7 calls; a Pi's CPU and RPC).
@@ -181,6 +199,22 @@ class Reporter:
             self._slow_due = now + SLOW_OBSERVE_SECONDS
         self.status.checked_at = now
         self.status.problem = self._problem(meter)
+
+    def _read(self, key: str, fetch: Callable[[], Any]) -> Any:
+        """The node's answer at the current block: asked once per block, kept until the chain may have moved."""
+        if key not in self._reads:
+            value = fetch()
+            if self._head is not None:  # forgotten meanwhile (a send, a settle): keep nothing
+                self._reads[key] = value
+            return value
+        return self._reads[key]
+
+    def forget_reads(self) -> None:
+        """The chain may have moved (new block, node outage, the agent's own transaction): read it all again."""
+        self._head = None
+        self._reads = {}
+        self._waiting = {}
+        self.chain_view += 1
 
     def _observe_pause(self, paused: bool) -> None:
         was = self.status.market_paused
@@ -259,14 +293,16 @@ class Reporter:
     def _resolve(self, broadcast: bool = True) -> None:
         settled = False
         for row in self.store.unresolved():
-            receipt = self.chain.receipt(row.tx_hash)
-            if receipt is None and row.nonce < self.chain.nonce(self.address, "latest"):
-                # Mined meanwhile, or its nonce went to another transaction: look once more before deciding.
-                receipt = self.chain.receipt(row.tx_hash)
-                if receipt is None:
-                    self._settle(row, "dropped", None, "nonce used by another transaction")
+            head = self._head
+            if head is not None and self._waiting.get(row.id) == head:
+                receipt = None  # no receipt at this block a step ago, and none can appear without a new one
+            else:
+                receipt = self._check_row(row)
+                if receipt is False:
                     settled = True
                     continue
+                if receipt is None and head is not None and self._head == head:
+                    self._waiting[row.id] = head
             if receipt is not None:
                 outcome = "mined" if receipt.status == 1 else "reverted"
                 error = None if receipt.status == 1 else self._revert_reason(row)
@@ -277,6 +313,7 @@ class Reporter:
             if broadcast and (row.sent_at is None or self.clock.time() - row.sent_at >= self.resend_seconds):
                 self._broadcast(row)
         if settled:
+            self.forget_reads()  # the next step reads the chain after this transaction, whatever the block
             meter = self.chain.get_meter(self.address)
             self.status.meter = meter
             before, self._credited_seen = self._credited_seen, meter.credited_kwh
@@ -290,6 +327,17 @@ class Reporter:
                 )
                 if self.on_sale is not None:
                     self.on_sale(sold)
+
+    def _check_row(self, row: OutboxRow) -> Any:
+        """The row's receipt; None while it waits; False when it was settled as dropped."""
+        receipt = self.chain.receipt(row.tx_hash)
+        if receipt is None and row.nonce < self.chain.nonce(self.address, "latest"):
+            # Mined meanwhile, or its nonce went to another transaction: look once more before deciding.
+            receipt = self.chain.receipt(row.tx_hash)
+            if receipt is None:
+                self._settle(row, "dropped", None, "nonce used by another transaction")
+                return False
+        return receipt
 
     def _revert_reason(self, row: OutboxRow) -> str:
         meter = self.status.meter
@@ -352,6 +400,7 @@ class Reporter:
                 pass  # the node has it: as good as sent
             elif any(s in lowered for s in NONCE_TOO_LOW):
                 # Its nonce is used: the next pass finds the receipt, or marks it dropped.
+                self._waiting.pop(row.id, None)
                 self.store.update_transaction(row.id, error=message)
                 return
             else:
@@ -389,6 +438,7 @@ class Reporter:
     def _sign_and_send(
         self, kind: str, call: dict[str, Any], total_wh: int | None = None, detail: dict[str, Any] | None = None
     ) -> str:
+        self.forget_reads()  # whatever this transaction changes, the next step reads it
         chain_nonce = self.chain.nonce(self.address, "pending")
         nonce = max(chain_nonce, self.store.next_local_nonce() or 0)
         gas_price = self.chain.gas_price()
@@ -429,11 +479,11 @@ class Reporter:
         if local_wh // 1000 <= meter.credited_kwh or local_wh <= meter.total_wh:
             return None
         since = meter.last_report_at or meter.registered_at
-        elapsed = max(self.chain.latest_timestamp() - since, 0)
+        elapsed = max(self._read("timestamp", self.chain.latest_timestamp) - since, 0)
         window = self.chain.max_report_seconds()
         if window is not None:
             elapsed = min(elapsed, window)
-        tolerance = self.chain.tolerance_percent()
+        tolerance = self._read("tolerance", self.chain.tolerance_percent)
         allowed_wh = meter.capacity_watts * elapsed * (100 + tolerance) // 100 // 3600
         total = min(local_wh, meter.total_wh + allowed_wh)
         if self.status.reverts_in_a_row:
@@ -556,12 +606,17 @@ class Reporter:
         return found
 
     def refresh_balances(self) -> dict[str, int]:
+        """The meter's and its owner's tokens; read again only when the chain moved since the last read."""
         balances: dict[str, int] = {}
         with self.lock:
+            if self._balances_view == self.chain_view and self._head is not None:
+                return self.status.balances
+            view = self.chain_view
             balances["meter"] = self.chain.token_balance(self.address)
             meter = self.status.meter
             if meter is not None and meter.registered and meter.owner.lower() != self.address.lower():
                 balances["owner"] = self.chain.token_balance(meter.owner)
+            self._balances_view = view
         self.status.balances = balances
         return balances
 
