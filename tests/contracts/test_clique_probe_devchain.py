@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
 
 
-@pytest.fixture
-def chain(tmp_path: Path):
-    with SealerWithIPC(tmp_path / "devchain") as chain:  # GethNotBuilt says to run `make geth` first
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory):
+    """One sealing chain for the module: every test here only reads it (the probe, the upgrade checks)."""
+    with SealerWithIPC(tmp_path_factory.mktemp("devchain")) as chain:  # GethNotBuilt says to run `make geth` first
         yield chain
 
 

@@ -56,8 +56,7 @@ class Market:
         tester.mine_blocks(1)
 
 
-@pytest.fixture
-def w3():
+def funded_w3():
     from web3 import EthereumTesterProvider, Web3
 
     w3 = Web3(EthereumTesterProvider())
@@ -68,8 +67,24 @@ def w3():
 
 
 @pytest.fixture
-def market(w3, tmp_path):
-    return Market(w3, tmp_path, Account.from_key(METER_KEY).address)
+def w3():
+    return funded_w3()
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """Deployed once per module (a second of py-evm a time): every test gets it through `market`, which reverts
+    whatever the test did."""
+    return Market(funded_w3(), tmp_path_factory.mktemp("market"), Account.from_key(METER_KEY).address)
+
+
+@pytest.fixture
+def market(deployed):
+    tester = deployed.w3.provider.ethereum_tester
+    snapshot = tester.take_snapshot()
+    yield deployed
+    tester.revert_to_snapshot(snapshot)
+    deployed.pool.clear()
 
 
 def make_agent(market, tmp_path, clock, price: int, store=None, **kwargs):

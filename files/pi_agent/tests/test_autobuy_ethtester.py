@@ -83,8 +83,7 @@ class Market:
         return self.market.functions.getOffer(offer_id).call()[2]
 
 
-@pytest.fixture
-def w3():
+def funded_w3():
     from web3 import EthereumTesterProvider, Web3
 
     w3 = Web3(EthereumTesterProvider())
@@ -94,11 +93,35 @@ def w3():
     return w3
 
 
-@pytest.fixture
-def market(w3, tmp_path):
-    m = Market(w3, tmp_path)
+def deploy_market(workdir) -> Market:
+    m = Market(funded_w3(), workdir)
     m.report(METER_KEY, 20)  # the buyer's own production: 20 tokens to spend, no offer (no ask price)
     return m
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """Deployed once per module (a second of py-evm a time): every test gets it through `market`, which reverts
+    whatever the test did."""
+    return deploy_market(tmp_path_factory.mktemp("market"))
+
+
+@pytest.fixture
+def market(deployed):
+    tester = deployed.w3.provider.ethereum_tester
+    snapshot, totals = tester.take_snapshot(), dict(deployed.totals)
+    yield deployed
+    tester.revert_to_snapshot(snapshot)
+    deployed.totals.clear()
+    deployed.totals.update(totals)
+    deployed.pool.clear()
+
+
+@pytest.fixture
+def fresh_market(tmp_path):
+    """A market of its own, for a test that rewrites the chain's history itself: eth-tester restarts the clock of a
+    chain reverted to an old block from the wall clock, so a second revert inside a shared chain cannot mine again."""
+    return deploy_market(tmp_path)
 
 
 def make_buyer(market, tmp_path, clock, *, budget=100 * TOKEN, cap=CAP, available=True, store=None, **kwargs):
@@ -315,7 +338,8 @@ def test_a_crash_at_any_step_of_a_purchase_buys_and_pays_each_kwh_once(market, t
     assert len(nonces) == len(set(nonces))
 
 
-def test_the_offer_book_rebuilds_itself_after_a_reorganised_chain(market, tmp_path, clock):
+def test_the_offer_book_rebuilds_itself_after_a_reorganised_chain(fresh_market, tmp_path, clock):
+    market = fresh_market
     tester = market.w3.provider.ethereum_tester
     _reporter, buyer = make_buyer(market, tmp_path, clock)
     snapshot = tester.take_snapshot()
