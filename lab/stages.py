@@ -2,8 +2,7 @@
 
 Two workers share one queue of stages, longest first where it pays:
   lab   starts the system tier (the lab's containers on its own network), the longest stage by far
-  host  takes lint, unit, integration, then the molecule scenarios (containers on podman's default network), at
-        niceness 5, so the system tier's controller and timed checks come first when both want the CPU
+  host  takes lint, unit, integration, then the molecule scenarios (containers on podman's default network)
 Whichever worker is free takes the next stage in the queue, so the molecule scenarios left when the system tier
 ends are shared out rather than run one after another behind it. Stages share nothing but the machine: the system
 tier mostly waits on the chain (block periods, kWh being sold), which is when the other stages' work fits in.
@@ -60,19 +59,12 @@ def molecule_scenarios() -> list[str]:
     return known + sorted(found - set(known))
 
 
-# The system tier is the critical path (2026-12-03 11:04: 36.7 min, the host's stages done at 29.3 min), and its
-# timed checks (a rolling restart may stall the head 2 periods at most) suffer most from a busy machine: the host's
-# stages run a little nicer, so that the lab's controller and checks come first when both want the CPU.
-HOST_STAGE_NICENESS = 5
-
-
 def queue() -> list[Stage]:
     """The stages in the order they are taken: the system tier first (the lab worker), then the host's stages."""
     make = ["make", "--no-print-directory"]
-    nice = ["nice", "-n", str(HOST_STAGE_NICENESS)]
     stages = [Stage("system", [*make, "system"])]
-    stages += [Stage(tier, [*nice, *make, tier]) for tier in ("lint", "unit", "integration")]
-    stages += [Stage(f"molecule {s}", [*nice, "lab/run-molecule.sh", s]) for s in molecule_scenarios()]
+    stages += [Stage(tier, [*make, tier]) for tier in ("lint", "unit", "integration")]
+    stages += [Stage(f"molecule {s}", ["lab/run-molecule.sh", s]) for s in molecule_scenarios()]
     return stages
 
 
