@@ -108,12 +108,14 @@ integration: setup
 molecule: setup
 	@lab/run-molecule.sh
 
-# The lab from nothing, site.yml on it and a second run that changes nothing, the arm64 Pi's agent (read-only), then
-# checks across hosts, the energy sold, and the faults; in this order (later modules change the lab). -s prints
-# the fault figures.
+# The lab from nothing and site.yml on it, the arm64 Pi's agent (read-only), then checks across hosts, the energy
+# sold, the faults, the day-2 operations (whose site.yml after a restore must change no other host: the tier's no-op
+# check) and last the lab grown by a Pi and a sealer; in this order (later modules change the lab). -s prints the
+# figures.
 SYSTEM_TESTS ?= tests/system/test_lab.py tests/system/test_site.py tests/system/test_arm64_pi.py tests/system/test_overlay.py \
 	tests/system/test_network.py tests/system/test_energy.py tests/system/test_monitoring.py tests/system/test_faults.py \
-	tests/system/test_day2.py
+	tests/system/test_day2.py tests/system/test_growth.py
+
 system: setup
 	pytest -q -s -p no:cacheprovider --durations=0 $(SYSTEM_TESTS)
 

@@ -164,11 +164,12 @@ class Ledger:
         return found
 
 
-def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds: float = 30) -> Ledger | None:
+def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds: float = 15) -> Ledger | None:
     """The Pi's ledger at a moment when the agent has no transaction in flight and its counter is at least
     `margin_seconds` of its current export past a whole kWh (so the report of that kWh has had time to be mined);
     None if no such moment came within `timeout`. On the lab (amd64 and emulated arm64 Pis alike) an agent signed
-    its report at most 5 s after the kWh and the report was in a block 5 s later.
+    its report at most 5 s after the kWh and the report was in a block 5 s later. Give `timeout` two kWh of export:
+    the quiet moments are the second half of each kWh at the lab's 120 kW.
 
     The chain is read between two looks at the agent; a moment where the agent changed in between (a new
     transaction, a kWh crossed) is discarded and the next one tried.
@@ -312,7 +313,7 @@ def after_kills(pi: str, contracts: Contracts, kills: list[Kill], seconds_per_kw
 
     report = eventually(report_after_the_kills, timeout=seconds_per_kwh + 60, interval=5)
     report_after = time.time() - last_kill
-    ledger = settled_ledger(pi, contracts, timeout=seconds_per_kwh) if report else None
+    ledger = settled_ledger(pi, contracts, timeout=2 * seconds_per_kwh) if report else None
     if ledger is None:
         return AfterKills(report, report_after, None, None, 0)
     stuck = chain_attach(

@@ -50,6 +50,15 @@ def site(fresh_lab) -> lab.PlaybookRun:
     return run
 
 
+@pytest.fixture(scope="module")
+def network(site) -> None:
+    """The lab with site.yml applied (the `site` fixture), every node's geth running."""
+    for host in lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"):
+        state = lab.podman_exec(f"hg-{host}", "systemctl", "is-active", "geth", check=False).stdout.strip()
+        if state != "active":
+            pytest.fail(f"geth is {state or 'absent'} on {host}: apply site.yml to the lab first (make demo)")
+
+
 # --- Where the system tier's time goes: one row per module in make test's closing table (lab/stages.py). ---------
 _module_seconds: dict[str, float] = {}
 

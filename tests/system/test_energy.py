@@ -23,7 +23,7 @@ from heliogrid_testing.forward import LoopbackForward
 from lab import lab
 
 RESULTS = lab.ROOT / "test-results"
-# A lab Pi exports about 60 kW (inventories/lab/group_vars/pis/pi_agent.yml): a kWh a minute.
+# A lab Pi exports about 120 kW (inventories/lab/group_vars/pis/pi_agent.yml): a kWh every 30 s.
 FIRST_SALE_WITHIN = float(os.environ.get("HELIOGRID_FIRST_SALE_SECONDS", "240"))
 # How far (in blocks) the stats app's index may trail the node when the page or the API is read: the role's
 # stats_app_confirmations (2) plus the polls in between.

@@ -1,20 +1,15 @@
 """The Clique network on the lab, after site.yml (playbooks/network.yml) has been applied to it.
 
 Every check asks the nodes themselves, over each node's IPC socket (`geth attach` inside its container).
-The tests that change the lab (a second run, a fourth Pi, a sealer vote) come last, in that order.
+The tests that grow the lab (a fourth Pi, a sealer vote) are in test_growth.py, last in the system tier.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from heliogrid_testing import agents
-from heliogrid_testing.chain import Contracts, attach, eventually, heads_in_step, node_ids, period
+from heliogrid_testing.chain import attach, eventually, heads_in_step, node_ids, period
 from lab import lab
 from lab.geth_defaults import geth_defaults
 
@@ -28,15 +23,6 @@ def sealer_addresses() -> dict[str, str]:
         key = lab.podman_exec(f"hg-{host}", "sh", "-c", f"ls {geth_defaults()['geth_datadir']}/keystore").stdout.split()
         found[host] = "0x" + key[0].split("--")[-1]
     return found
-
-
-@pytest.fixture(scope="module")
-def network(site) -> None:
-    """The lab with site.yml applied (the `site` fixture), every node's geth running."""
-    for host in lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"):
-        state = lab.podman_exec(f"hg-{host}", "systemctl", "is-active", "geth", check=False).stdout.strip()
-        if state != "active":
-            pytest.fail(f"geth is {state or 'absent'} on {host}: apply site.yml to the lab first (make demo)")
 
 
 def test_the_signers_are_the_three_miners(network):
@@ -104,109 +90,3 @@ def test_status_playbook_reports_and_writes_json(network, tmp_path):
         assert status["hosts"][host]["sealer"] is False
         assert status["hosts"][host]["peers"] >= 1
     assert "chain: head" in run.output
-
-
-# --- Growing the lab: hosts outside hosts.yml, added through a second inventory source. ---------------------
-
-
-@pytest.fixture
-def extra_host(tmp_path: Path) -> Iterator:
-    """Start a lab container for a host that hosts.yml does not list; return the extra inventory to add it."""
-    started: list[str] = []
-
-    def start(name: str, address: str, image: str, groups: str) -> Path:
-        lab.up([name], extra=[lab.LabHost(name, address, image, ("extra",))])
-        started.append(f"hg-{name}")
-        inventory = tmp_path / f"{name}.yml"
-        ssh = lab.ROOT / ".lab" / "ssh"
-        # The extra source lives in tmp: what group_vars derive from inventory_dir is given here (the state dir holds
-        # the deployment record and each host's ethstats secret).
-        state = lab.ROOT / "inventories" / "lab" / "state"
-        overlay = "10.77.0." + address.rsplit(".", 1)[1]  # the lab's plan: the same host number on the overlay
-        body = {name: {"lab_address": address, "overlay_address": overlay, "lab_image": image}}
-        body[name]["heliogrid_state_dir"] = str(state)
-        if groups == "pis":
-            body[name] |= {
-                "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
-                "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
-            }
-            tree = {"all": {"children": {"pis": {"hosts": body}}}}
-        else:
-            body[name]["ansible_host"] = f"hg-{name}"  # literal: a templated name breaks delegate_to (see report)
-            tree = {"all": {"children": {"cloud": {"children": {"miners": {"hosts": body}}}}}}
-        inventory.write_text(json.dumps(tree))
-        return inventory
-
-    yield start
-    for container in started:
-        lab.podman("rm", "-f", "-t", "5", container, check=False)
-
-
-@pytest.mark.slow
-def test_a_fourth_pi_joins_with_a_limited_run_and_syncs(network, extra_host):
-    inventory = extra_host("pi4", "10.213.7.34", "trixie-amd64", "pis")
-    sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
-    reader = Contracts("stats1")
-    market_before = (reader.tariff(), reader.tolerance_percent())
-    run = lab.playbook("site.yml", *sources, "--limit", "pi4", log=RESULTS / "site-limit-pi4.log")
-    assert run.returncode == 0, run.output[-3000:]
-    assert {h: r["changed"] for h, r in run.recap.items() if h != "pi4" and r["changed"]} == {}, "only pi4 changes"
-    # The contracts play runs delegated from pi4 in this run: it must still deploy with the deployer's settings.
-    assert (reader.tariff(), reader.tolerance_percent()) == market_before, "the limited run changed the market"
-    miners = set(node_ids(lab.inventory_hosts("miners")).values())
-    assert eventually(lambda: {p["id"] for p in attach("pi4", "admin.peers")} & miners, timeout=6 * PERIOD)
-    # Over the overlay: the same limited run gave pi4 its key and wrote its entry on every hub, which now knows it.
-    remote = {p["network"]["remoteAddress"].rsplit(":", 1)[0] for p in attach("pi4", "admin.peers")}
-    assert remote, "pi4 has no peer"
-    assert all(address.startswith("10.77.0.") for address in remote), remote
-    pi4_key = lab.podman_exec("hg-pi4", "wg", "show", "wg0", "public-key").stdout.strip()
-    for hub in lab.inventory_hosts("miners") + lab.inventory_hosts("stats"):
-        handshakes = lab.podman_exec(f"hg-{hub}", "wg", "show", "wg0", "latest-handshakes").stdout
-        assert pi4_key in handshakes, f"{hub} does not know pi4's key"
-    head = attach("miner1", "eth.blockNumber")
-    assert eventually(lambda: (attach("pi4", "eth.blockNumber") or 0) >= head, timeout=12 * PERIOD)
-    assert attach("pi4", f"eth.getBlock({head}).hash") == attach("miner1", f"eth.getBlock({head}).hash")
-
-    # The same limited run registered pi4's meter (the contracts play): the chain knows the agent's account.
-    status = eventually(lambda: agents.status("pi4"), timeout=60)
-    assert status, "pi4: the agent does not answer on its LAN page"
-    try:
-        registered = {m.lower() for m in reader.registered_meters()}
-        assert status["address"].lower() in registered, f"pi4's meter {status['address']} is not registered"
-        assert reader.meter(status["address"]).active
-    finally:
-        reader.close()
-
-
-@pytest.mark.slow
-def test_a_sealer_is_voted_in_and_out_by_the_current_sealers(network, extra_host):
-    inventory = extra_host("miner4", "10.213.7.14", "trixie-amd64", "miners")
-    sources = ["-i", str(lab.ROOT / "inventories" / "lab"), "-i", str(inventory)]
-    before = sorted(attach("miner1", "clique.getSigners()"))
-
-    added = lab.playbook(
-        "playbooks/sealer_vote.yml", *sources, "-e", "sealer_vote_host=miner4", log=RESULTS / "sealer-vote-add.log"
-    )
-    assert added.returncode == 0, added.output[-3000:]
-    signers = attach("miner1", "clique.getSigners()")
-    (new,) = set(signers) - set(before)
-    assert len(signers) == len(before) + 1
-
-    # The new sealer takes its turn: a block sealed by it appears within a few rounds.
-    def sealed_by_new() -> bool:
-        activity = attach("miner1", "clique.status().sealerActivity") or {}
-        return activity.get(new, 0) > 0 or activity.get(new.lower(), 0) > 0
-
-    assert eventually(sealed_by_new, timeout=8 * PERIOD * len(signers))
-
-    removed = lab.playbook(
-        "playbooks/sealer_vote.yml",
-        *sources,
-        "-e",
-        "sealer_vote_host=miner4",
-        "-e",
-        "sealer_vote_action=remove",
-        log=RESULTS / "sealer-vote-remove.log",
-    )
-    assert removed.returncode == 0, removed.output[-3000:]
-    assert sorted(attach("miner1", "clique.getSigners()")) == before
