@@ -100,6 +100,7 @@ RECAP = re.compile(
     r"\s+failed=(?P<failed>\d+)",
     re.MULTILINE,
 )
+CHANGED_LINE = re.compile(r"^changed: \[(?P<host>[^\]\s]+)(?: -> (?P<delegate>[^\](\s]+))?", re.MULTILINE)
 
 
 @dataclass
@@ -117,6 +118,12 @@ class PlaybookRun:
     @property
     def changed(self) -> int:
         return sum(h["changed"] for h in self.recap.values())
+
+    @property
+    def changes(self) -> list[tuple[str, str]]:
+        """(host, where) of each result line that reports a change: `where` is the host the task was delegated to
+        (`changed: [miner1 -> miner3(hg-miner3)]`), else the host itself. Items of a loop each have their line."""
+        return [(m["host"], m["delegate"] or m["host"]) for m in CHANGED_LINE.finditer(self.output)]
 
 
 def playbook(path: str, *args: str, log: Path | None = None) -> PlaybookRun:

@@ -1,4 +1,8 @@
-"""The lab itself: every host reachable as a real one would be, geth release archives run on each arch."""
+"""The lab itself: the Pis reached as a real one would be, geth release archives run on each arch.
+
+That Ansible reaches every lab host is test_site's first check (every host in site.yml's recap, none unreachable):
+an ad-hoc ping of them all before it took 36 to 47 s of the system tier for the same proof.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +28,6 @@ def ansible(pattern: str, module: str, args: str = "", *extra: str) -> dict[str,
     out = subprocess.run(cmd, env=env, cwd=lab.ROOT, text=True, capture_output=True).stdout
     plays = json.loads(out)["plays"]
     return {host: result for play in plays for task in play["tasks"] for host, result in task["hosts"].items()}
-
-
-def test_every_lab_host_answers_ansible(fresh_lab):
-    expected = set(lab.inventory_hosts("miners") + lab.inventory_hosts("stats") + lab.inventory_hosts("pis"))
-    results = ansible("miners:stats:pis", "ansible.builtin.ping")
-    assert set(results) == expected
-    assert {h: r for h, r in results.items() if r.get("ping") != "pong"} == {}
 
 
 def test_pis_are_reached_over_ssh_as_the_admin_user(fresh_lab):
