@@ -9,10 +9,10 @@ Durations come from the environment, with small CI defaults:
   HELIOGRID_FAULT_KILLS (5)     how many times the agent is SIGKILLed (bench/agent_kills.py: 100 and more)
   HELIOGRID_FAULT_AIMED (1)     how many of those kills wait for a kWh crossing, to land while a report is in flight
   HELIOGRID_FAULT_SEED          seed of the kill moments (printed, for a replay); random by default
-The cheap cases come first. The last three each wait for a Pi to complete a kWh (about 30 s at 120 kW); pi2's
-two cases are kept apart by pi3's, so pi2 makes energy meanwhile instead of starting its second wait just after a
-kWh. Chain figures are read through the stats node's RPC (heliogrid_testing/chain.py), each agent's account inside its
-Pi (heliogrid_testing/agents.py).
+The cheap cases come first. The last three each wait for a Pi to complete a kWh (about 30 s at 120 kW): pi2's node
+outage and pi3's kills run side by side in one test (they share only the chain), then pi2 is rebooted. Chain
+figures are read through the stats node's RPC (heliogrid_testing/chain.py), each agent's account inside its Pi
+(heliogrid_testing/agents.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass
 
 import pytest
@@ -250,7 +252,9 @@ def test_a_pi_cut_off_whose_home_address_changed_follows_the_head_again_without_
 # --- a Pi's node stopped while its agent measures on ---------------------------------------------------------
 
 
-def test_an_agent_catches_up_on_chain_after_its_node_was_down(healthy, contracts):
+def node_down_case(contracts: Contracts) -> None:
+    """pi2's node stopped for FAULT_SECONDS while its agent measures on: the kWh completed meanwhile are credited once
+    the node is back, and nothing is lost or counted twice."""
     pi = "pi2"
     meter = agents.status(pi)["address"]
     capacity = contracts.meter(meter).capacity_watts
@@ -298,7 +302,9 @@ def test_an_agent_catches_up_on_chain_after_its_node_was_down(healthy, contracts
 # --- an agent killed again and again ----------------------------------------------------------------------------
 
 
-def test_an_agent_killed_at_random_moments_loses_nothing_and_credits_nothing_twice(healthy, contracts):
+def kills_case(contracts: Contracts) -> None:
+    """pi3's agent SIGKILLed KILLS times, at random moments and AIMED of them at a report in flight: no stuck nonce,
+    nothing lost, nothing counted twice."""
     pi, rng = "pi3", random.Random(SEED)
     meter = agents.status(pi)["address"]
     capacity = contracts.meter(meter).capacity_watts
@@ -320,6 +326,22 @@ def test_an_agent_killed_at_random_moments_loses_nothing_and_credits_nothing_twi
     assert after.stuck == 0, f"{pi}: {after.stuck} transaction(s) of the meter stuck in the node's pool"
     assert after.report["tx_hash"] in {r.tx_hash for r in after.ledger.reports}
     assert after.ledger.discrepancies() == []
+
+
+# --- a Pi's node down and another Pi's agent killed, side by side ------------------------------------------------
+
+
+def test_an_agent_catches_up_after_its_node_was_down_while_another_is_killed_again_and_again(healthy, contracts):
+    """The two cases share nothing but the chain (pi2's node, pi3's agent), and each mostly waits for a kWh: pi3's kills
+    run in a thread beside pi2's outage, and the test ends when both have (about 70 s less than one after the other).
+    Each case has its own chain reader; a failure in either fails the test, with both cases run to the end."""
+    with ThreadPoolExecutor(max_workers=1) as pool, closing(Contracts("stats1")) as reader:
+        kills = pool.submit(kills_case, reader)
+        try:
+            node_down_case(contracts)
+        finally:
+            wait([kills])  # the kills run to their end even when pi2's case has failed
+        kills.result()
 
 
 # --- a Pi rebooted ----------------------------------------------------------------------------------------------
