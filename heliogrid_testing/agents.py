@@ -1,7 +1,7 @@
 """The Pis' metering agents as the system tests see them, and the check that their account matches the chain's.
 
 An agent's own account comes from inside its Pi: its status (GET /api/status on the Pi's LAN address, fetched
-by a python3 in the Pi's container, so this machine opens no connection to a lab address) and its outbox
+from inside the Pi's network namespace, so this machine opens no connection to a lab address) and its outbox
 (the SQLite database, opened read-only as the agent's user so nothing in its state directory changes owner).
 Semantics: files/pi_agent/src/heliogrid_agent/{agent,reporter,store}.py.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from heliogrid_testing.chain import Contracts, Meter, Report, eventually
-from heliogrid_testing.chain import attach as chain_attach
+from heliogrid_testing.chain import Contracts, Meter, Report, eventually, in_network_of, rpc
 from lab import lab
 
 UI_PORT = 8080  # roles/pi_agent pi_agent_ui_port
@@ -47,11 +47,8 @@ print(json.dumps([dict(zip(columns, row)) for row in rows]))
 
 def status(pi: str) -> dict[str, Any] | None:
     """The agent's GET /api/status, or None while it does not answer (stopped, restarting, Pi unreachable)."""
-    try:
-        result = lab.podman_exec(f"hg-{pi}", "python3", "-c", STATUS_SCRIPT, str(UI_PORT), check=False, timeout=60)
-    except subprocess.TimeoutExpired:
-        return None
-    return json.loads(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
+    result = in_network_of(pi, sys.executable, "-I", "-c", STATUS_SCRIPT, str(UI_PORT), timeout=60)
+    return json.loads(result.stdout) if result and result.returncode == 0 and result.stdout.strip() else None
 
 
 def outbox(pi: str) -> list[dict[str, Any]] | None:
@@ -316,9 +313,8 @@ def after_kills(pi: str, contracts: Contracts, kills: list[Kill], seconds_per_kw
     ledger = settled_ledger(pi, contracts, timeout=2 * seconds_per_kwh) if report else None
     if ledger is None:
         return AfterKills(report, report_after, None, None, 0)
-    stuck = chain_attach(
-        pi, f"eth.getTransactionCount('{ledger.meter}', 'pending') - eth.getTransactionCount('{ledger.meter}')"
-    )
+    pending, mined = (int(rpc(pi, "eth_getTransactionCount", ledger.meter, at), 16) for at in ("pending", "latest"))
+    stuck = pending - mined
     blocks = {t["block_number"] for t in ledger.transactions if t["block_number"]}
     in_flight = reports_in_flight(kills, ledger.transactions, {b: contracts.timestamp(b) for b in blocks})
     return AfterKills(report, report_after, ledger, stuck, in_flight)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pytest
 
 from heliogrid_testing import agents
-from heliogrid_testing.chain import Contracts, attach, eventually, heads, in_step, node_ids, on_each, period
+from heliogrid_testing.chain import Contracts, eventually, head_number, heads, in_step, node_ids, on_each, period, rpc
 from lab import lab
 
 FAULT_SECONDS = float(os.environ.get("HELIOGRID_FAULT_SECONDS", "30"))
@@ -120,7 +120,7 @@ def healthy(hosts) -> Iterator[Hosts]:
 
 
 def head(host: str) -> int:
-    return attach(host, "eth.blockNumber")
+    return head_number(host)
 
 
 def stop(host: str, unit: str = "geth") -> None:
@@ -156,7 +156,7 @@ def test_sealers_stopped_one_then_two_the_chain_goes_on_then_stalls_and_missed_t
     """miner3 stops: the two others seal on, and HelioGridSealerMissedTurns for miner3 reaches the lab's webhook
     (roles/monitoring). Meanwhile miner2 stops too: one sealer of three cannot seal on (Clique's rule), and the chain
     resumes once miner2 is back. miner3 starts again and the alert resolves."""
-    signer = attach("miner3", "eth.coinbase").lower()
+    signer = rpc("miner3", "eth_coinbase").lower()
     missed = "HelioGridSealerMissedTurns"
     before = webhook_alerts(missed, "firing", signer), webhook_alerts(missed, "resolved", signer)
     stopped: list[str] = []

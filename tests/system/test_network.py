@@ -1,6 +1,6 @@
 """The Clique network on the lab, after site.yml (playbooks/network.yml) has been applied to it.
 
-Every check asks the nodes themselves, over each node's IPC socket (`geth attach` inside its container).
+Every check asks the nodes themselves, over each node's IPC socket (heliogrid_testing.chain.rpc).
 The tests that grow the lab (a fourth Pi, a sealer vote) are in test_growth.py, last in the system tier.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from heliogrid_testing.chain import attach, eventually, heads_in_step, node_ids, period
+from heliogrid_testing.chain import eventually, head_number, heads_in_step, node_ids, peers, period, rpc, signers
 from lab import lab
 from lab.geth_defaults import geth_defaults
 
@@ -26,14 +26,14 @@ def sealer_addresses() -> dict[str, str]:
 
 
 def test_the_signers_are_the_three_miners(network):
-    assert sorted(attach("miner1", "clique.getSigners()")) == sorted(sealer_addresses().values())
+    assert sorted(signers("miner1")) == sorted(sealer_addresses().values())
 
 
 def test_every_sealer_seals_blocks_within_a_few_periods(network):
     signers = set(sealer_addresses().values())
 
     def active() -> set[str]:
-        activity = attach("stats1", "clique.status().sealerActivity") or {}
+        activity = (rpc("stats1", "clique_status") or {}).get("sealerActivity") or {}
         return {address.lower() for address, count in activity.items() if count > 0}
 
     assert eventually(lambda: active() >= signers, timeout=6 * PERIOD * len(signers))
@@ -41,16 +41,16 @@ def test_every_sealer_seals_blocks_within_a_few_periods(network):
 
 
 def test_the_chain_advances_every_period(network):
-    start = attach("stats1", "eth.blockNumber")
+    start = head_number("stats1")
     time.sleep(3 * PERIOD)
-    assert attach("stats1", "eth.blockNumber") >= start + 2
+    assert head_number("stats1") >= start + 2
 
 
 def test_every_pi_has_a_miner_peer(network):
     miners = set(node_ids(lab.inventory_hosts("miners")).values())
     for pi in lab.inventory_hosts("pis"):
-        peers = eventually(lambda pi=pi: {p["id"] for p in attach(pi, "admin.peers")} & miners, timeout=4 * PERIOD)
-        assert peers, f"{pi} has no miner among its peers"
+        found = eventually(lambda pi=pi: {p["id"] for p in peers(pi)} & miners, timeout=4 * PERIOD)
+        assert found, f"{pi} has no miner among its peers"
 
 
 def test_every_pi_follows_the_same_chain_head(network):
