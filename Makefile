@@ -84,7 +84,7 @@ lint: venv
 # Fast tests: filters, templates, contracts on an in-process EVM, the Python packages' own tests.
 # Any set of tests runs in one pytest process from the root (`pytest tests/contracts/test_market.py::test_x`).
 UNIT_DIRS := tests/unit tests/contracts tests/flash tests/bad_inputs
-INTEGRATION_DIRS := tests/contracts tests/flash tests/aws tests/bad_inputs
+INTEGRATION_DIRS := tests/contracts tests/aws tests/bad_inputs tests/flash
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard files/*/pyproject.toml))
 
 # One process: 169 s, against 393 s with one per folder (2026-12-02, a busy 2-core machine). The plugin
@@ -95,9 +95,11 @@ unit: venv
 	  echo "== unit: $$((SECONDS - t0)) s in all"
 
 # Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc. One process per
-# folder, each package under its own pytest settings (timeouts); each folder's wall time is printed after it.
+# folder, each package under its own pytest settings (timeouts); each folder's wall time is printed after it. The
+# folders that wait most come first, beside the system tier's site.yml (make test): the agent's (0.37 of a core
+# alone, 2026-12-04), then the contracts' (0.74); aws, bad_inputs and flash keep a core busy.
 integration: setup
-	@t0=$$SECONDS; for d in $(INTEGRATION_DIRS) $(PACKAGES); do echo "== integration: $$d"; s=$$SECONDS; \
+	@t0=$$SECONDS; for d in $(PACKAGES) $(INTEGRATION_DIRS); do echo "== integration: $$d"; s=$$SECONDS; \
 	  ($(PY) -m pytest -q -m slow -p no:cacheprovider $$d || [ $$? -eq 5 ]) || exit 1; \
 	  echo "== integration: $$d took $$((SECONDS - s)) s"; done; \
 	  echo "== integration: slither"; s=$$SECONDS; contracts/run_slither.sh; \
@@ -119,7 +121,7 @@ SYSTEM_TESTS ?= tests/system/test_lab.py tests/system/test_site.py tests/system/
 system: setup
 	pytest -q -s -p no:cacheprovider --durations=0 $(SYSTEM_TESTS)
 
-# Every stage above, timed, on two workers sharing one queue: the system tier first, beside lint, unit, integration
+# Every stage above, timed, on two workers sharing one queue: the system tier first, beside integration, lint, unit
 # and the molecule scenarios; a table of each stage's worker and wall time and the total closes it (lab/stages.py).
 test: setup
 	@$(PY) lab/stages.py

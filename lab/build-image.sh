@@ -70,6 +70,9 @@ for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-ker
             getty@tty1.service console-getty.service systemd-firstboot.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+# apt as in Debian's official container images: no package description translations (Translation-en is 35 MB to
+# fetch and parse at each `apt-get update` that finds the lists old, slow on the emulated Pi; nothing reads them).
+printf 'Acquire::Languages "none";\n' > "$root/etc/apt/apt.conf.d/90heliogrid-lab-no-languages"
 emulated_env=()
 if [ "$arch" != "$host_arch" ]; then
   # Under qemu-user emulation systemd cannot set up service credentials (the new mount API is not

@@ -2,7 +2,7 @@
 
 Two workers share one queue of stages, longest first where it pays:
   lab   starts the system tier (the lab's containers on its own network), the longest stage by far
-  host  takes lint, unit, integration, then the molecule scenarios (containers on podman's default network)
+  host  takes integration, lint, unit, then the molecule scenarios (containers on podman's default network)
 Whichever worker is free takes the next stage in the queue, so the molecule scenarios left when the system tier
 ends are shared out rather than run one after another behind it. Stages share nothing but the machine: the system
 tier mostly waits on the chain (block periods, kWh being sold), which is when the other stages' work fits in.
@@ -45,6 +45,7 @@ class Stage:
     rows: list[tuple[str, float]] = field(default_factory=list)  # sub-rows (system modules) read after the run
     started: float = 0.0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the stage's processes (containers excluded)
     verdict: str = "not run"
 
 
@@ -59,11 +60,18 @@ def molecule_scenarios() -> list[str]:
     return known + sorted(found - set(known))
 
 
+# The host's stages in the order they are taken. The system tier's first part, a fresh lab's site.yml, wants 1.5
+# cores (678 CPU-s in 439 s alone, 2026-12-04), and every core it does not get lengthens the tier: the integration
+# tier, which waits on dev chains, moto and playbooks part of the time (532 CPU-s in 691 s alone, 0.77 of a core; its
+# agent folder 0.37), goes beside it, and lint and unit (0.85 to 1 core throughout) come after.
+HOST_TIERS = ("integration", "lint", "unit")
+
+
 def queue() -> list[Stage]:
     """The stages in the order they are taken: the system tier first (the lab worker), then the host's stages."""
     make = ["make", "--no-print-directory"]
     stages = [Stage("system", [*make, "system"])]
-    stages += [Stage(tier, [*make, tier]) for tier in ("lint", "unit", "integration")]
+    stages += [Stage(tier, [*make, tier]) for tier in HOST_TIERS]
     stages += [Stage(f"molecule {s}", ["lab/run-molecule.sh", s]) for s in molecule_scenarios()]
     return stages
 
@@ -74,9 +82,12 @@ def run_stage(stage: Stage, t0: float, lock: threading.Lock) -> bool:
     with lock:
         print(f"stages: {stage.name} started at {stage.started / 60:.1f} min ({log.relative_to(ROOT)})", flush=True)
     with log.open("w") as out:
-        code = subprocess.run(
-            stage.argv, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, check=False
-        ).returncode
+        proc = subprocess.Popen(stage.argv, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+        # wait4: this stage's own CPU time (its processes, not the containers podman runs for it), which the other
+        # worker's stages do not share.
+        _, status, usage = os.wait4(proc.pid, 0)
+        code = proc.returncode = os.waitstatus_to_exitcode(status)
+    stage.cpu = usage.ru_utime + usage.ru_stime
     stage.seconds = time.monotonic() - t0 - stage.started
     stage.verdict = "passed" if code == 0 else "FAILED"
     if stage.name == "system" and SYSTEM_MODULES_JSON.exists():
@@ -98,13 +109,20 @@ def work(name: str, pending: list[Stage], done: list[tuple[str, Stage]], t0: flo
         run_stage(stage, t0, lock)
 
 
+def machine_busy() -> float:
+    """CPU seconds this machine has spent busy since boot (every process and container), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def table(done: list[tuple[str, Stage]], total: float) -> str:
-    lines = [f"{'by':<5} {'stage':<34} {'start':>7} {'wall':>7}  verdict", "-" * 66]
+    lines = [f"{'by':<5} {'stage':<34} {'start':>7} {'wall':>7} {'cpu':>7}  verdict", "-" * 74]
     for worker, s in sorted(done, key=lambda d: (d[0], d[1].started)):
-        lines.append(f"{worker:<5} {s.name:<34} {s.started / 60:>6.1f}m {s.seconds:>6.0f}s  {s.verdict}")
+        cpu = f"{s.cpu:>6.0f}s"
+        lines.append(f"{worker:<5} {s.name:<34} {s.started / 60:>6.1f}m {s.seconds:>6.0f}s {cpu}  {s.verdict}")
         lines += [f"{'':<5}   {module:<32} {'':>7} {sec:>6.0f}s" for module, sec in s.rows]
     total_row = f"{'':<5} {'total (wall, workers side by side)':<34} {'':>7} {total:>6.0f}s  ({total / 60:.1f} min)"
-    lines += ["-" * 66, total_row]
+    lines += ["-" * 74, total_row]
     return "\n".join(lines)
 
 
@@ -124,18 +142,22 @@ def main() -> int:
     SYSTEM_MODULES_JSON.unlink(missing_ok=True)
     lock = threading.Lock()
     done: list[tuple[str, Stage]] = []
-    t0 = time.monotonic()
+    t0, busy0 = time.monotonic(), machine_busy()
     names = ["lab", "host", *(f"w{i}" for i in range(3, args.workers + 1))][: max(args.workers, 1)]
     threads = [threading.Thread(target=work, args=(n, pending, done, t0, lock)) for n in names]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    total = time.monotonic() - t0
+    total, busy = time.monotonic() - t0, machine_busy() - busy0
     passed = sum(s.verdict == "passed" for _, s in done)
     failed = len(done) - passed
     print(f"\nmake test on {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(table(done, total))
+    print(
+        f"cpu: the stage's own processes, not the containers podman runs for it (the lab's, molecule's); the machine "
+        f"was busy {busy:.0f} CPU-s in all, {busy / total:.2f} of {os.cpu_count()} cores on average"
+    )
     print(f"stages: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

@@ -17,7 +17,7 @@ DOCUMENTATION = """
 name: task_times
 type: aggregate
 short_description: every task's time on every host, as JSON (HelioGrid benchmarks)
-description: Writes host, play, task, action, status and seconds for each task result to $HELIOGRID_TASK_TIMES.
+description: Writes host, play, task, action, status, start and seconds for each task result to $HELIOGRID_TASK_TIMES.
 requirements: [HELIOGRID_TASK_TIMES set to a writable path]
 """
 
@@ -33,6 +33,7 @@ class CallbackModule(CallbackBase):
         self._play = ""
         self._started: dict[tuple[str, str], float] = {}
         self._rows: list[dict] = []
+        self._t0 = time.monotonic()
 
     def v2_playbook_on_play_start(self, play) -> None:
         self._play = play.get_name()
@@ -52,6 +53,7 @@ class CallbackModule(CallbackBase):
                 "task": task.get_name(),
                 "action": task.action,
                 "status": status,
+                "start": round(start - self._t0, 3),  # seconds since the playbook started: when the worker began
                 "seconds": round(time.monotonic() - start, 3),
             }
         )

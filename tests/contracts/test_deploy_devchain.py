@@ -77,17 +77,31 @@ def report(w3: Web3, market, total_wh: int) -> dict:
 
 def test_deploy_on_clique_geth_is_idempotent_and_the_meter_can_report(devchain, tmp_path) -> None:  # noqa: F811
     meter = Account.from_key(METER_KEY)
-    spec = wanted(meter.address)
+    others = [Account.create().address for _ in range(2)]
+    spec = wanted(meter.address, *others)
     w3 = connect(devchain.rpc_url)
     record = tmp_path / "contracts.json"
+    start = w3.eth.block_number
     first = Deployer(w3, SEALER_KEY, record).run(spec)
     assert first.changed
+    # The three registrations and fundings do not wait for each other: they share a block, or two when the sealer
+    # closed one while they were being sent (one by one, they took six).
+    deployer = Account.from_key(SEALER_KEY).address
+    meter_blocks = {
+        n
+        for n in range(start, w3.eth.block_number + 1)
+        for tx in w3.eth.get_block(n, full_transactions=True).transactions
+        if tx["from"] == deployer and tx["to"] is not None
+    }
+    assert 1 <= len(meter_blocks) <= 2, meter_blocks
+    assert all(market_meter_registered(w3, first.record, a) for a in [meter.address, *others])
+    assert [w3.eth.get_balance(a) for a in others] == [ETHER, ETHER]
     assert Deployer(w3, SEALER_KEY, record).run(spec).actions == []
     assert Deployer(w3, SEALER_KEY, record, check_mode=True).run(spec).changed is False
 
     market = w3.eth.contract(address=first.record["market"]["address"], abi=first.record["market"]["abi"])
-    # At 3.6 MW capacity every second since the registration allows 1 kWh (plus 10 %); the funding transaction
-    # already came a block later, so this only waits if the chain has not moved on yet.
+    # At 3.6 MW capacity every second since the registration allows 1 kWh (plus 10 %): this waits for the next block
+    # if the chain has not moved on since the registration.
     registered_at = market.functions.getMeter(meter.address).call()[3]
     deadline = time.monotonic() + 60
     while w3.eth.get_block("latest")["timestamp"] < registered_at + 1 and time.monotonic() < deadline:
@@ -99,6 +113,11 @@ def test_deploy_on_clique_geth_is_idempotent_and_the_meter_can_report(devchain, 
     assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] == 1
     token = w3.eth.contract(address=first.record["token"]["address"], abi=first.record["token"]["abi"])
     assert token.functions.balanceOf(w3.to_checksum_address(OWNER)).call() == 10**18
+
+
+def market_meter_registered(w3: Web3, record: dict, address: str) -> bool:
+    market = w3.eth.contract(address=record["market"]["address"], abi=record["market"]["abi"])
+    return market.functions.getMeter(address).call()[3] != 0
 
 
 def admin_inventory(tmp_path: Path, rpc_url: str) -> Path:

@@ -4,9 +4,11 @@ import json
 import stat
 
 import pytest
+from eth_account import Account
+from eth_utils import to_checksum_address
 
 from heliogrid_agent.cli import main
-from heliogrid_agent.keys import KeystoreError, create_keystore, keystore_address, load_account
+from heliogrid_agent.keys import KeystoreError, checksum_address, create_keystore, keystore_address, load_account
 
 
 def test_keygen_creates_a_light_scrypt_keystore_and_a_private_password(tmp_path):
@@ -63,3 +65,25 @@ def test_cli_check_config_reports_errors_with_exit_status_2(tmp_path, capsys):
     config.write_text('[meter]\nsensor = "s0"\ncapacity_watts = 1000\n[sensor.s0]\npin = 99\n')
     assert main(["-c", str(config), "check-config"]) == 2
     assert "sensor.s0.pin = 99 is not a GPIO pin" in capsys.readouterr().err
+
+
+def test_checksum_address_is_eip55_and_refuses_what_is_not_an_address():
+    # EIP-55's own examples, then random accounts against eth_utils
+    for example in ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"):
+        assert checksum_address(example.lower()) == example
+    for _ in range(50):
+        address = Account.create().address
+        assert checksum_address(address.lower().removeprefix("0x")) == to_checksum_address(address) == address
+    for bad in ("0x1234", "0x" + "g" * 40, "0x" + "a" * 41, ""):
+        with pytest.raises(ValueError, match="is not 20 bytes of hex"):
+            checksum_address(bad)
+
+
+def test_address_of_a_keystore_without_an_address_is_a_clear_error(tmp_path):
+    keystore = tmp_path / "keystore.json"
+    keystore.write_text('{"address": "0xnot-hex"}')
+    with pytest.raises(KeystoreError, match="not a keystore JSON with an address"):
+        keystore_address(keystore)
+    keystore.write_text('{"crypto": {}}')
+    with pytest.raises(KeystoreError, match="not a keystore JSON with an address"):
+        keystore_address(keystore)

@@ -38,16 +38,26 @@ def read_password(password_file: str | Path) -> str:
     return path.read_text(encoding="utf-8").rstrip("\r\n")
 
 
+def checksum_address(address: str) -> str:
+    """EIP-55 mixed-case form of a 20-byte hex address (0x optional), with keccak from pycryptodome alone: eth_utils'
+    import takes seconds on a Pi's first run under emulation, and `heliogrid-agent address` runs on every site.yml."""
+    from Crypto.Hash import keccak
+
+    digits = address.removeprefix("0x").removeprefix("0X").lower()
+    if len(digits) != 40 or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"{address!r} is not 20 bytes of hex")
+    digest = keccak.new(digest_bits=256, data=digits.encode("ascii")).hexdigest()
+    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(digits, digest, strict=False))
+
+
 def keystore_address(keystore: str | Path) -> str:
     """The account's address, read from the keystore without decrypting it."""
-    from eth_utils import to_checksum_address
-
     try:
         data = json.loads(Path(keystore).read_text(encoding="utf-8"))
-        return to_checksum_address("0x" + data["address"].removeprefix("0x"))
+        return checksum_address(data["address"])
     except FileNotFoundError:
         raise KeystoreError(f"keystore {keystore} does not exist") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KeystoreError(f"keystore {keystore} is not a keystore JSON with an address: {exc}") from None
 
 
