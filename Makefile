@@ -96,8 +96,9 @@ unit: venv
 
 # Slower tests against real pieces on this machine: geth dev chain, moto server, loop devices, solc. One process per
 # folder, each package under its own pytest settings (timeouts); each folder's wall time is printed after it. The
-# folders that wait most come first, beside the system tier's site.yml (make test): the agent's (0.37 of a core
-# alone, 2026-12-04), then the contracts' (0.74); aws, bad_inputs and flash keep a core busy.
+# folders that wait most come first, beside the system tier's site.yml (make test): the packages' (the agent's 0.37
+# of a core alone, 2026-12-04, the stats app's 0.74), then the contracts' (0.74); aws, bad_inputs and flash keep a
+# core busy.
 integration: setup
 	@t0=$$SECONDS; for d in $(PACKAGES) $(INTEGRATION_DIRS); do echo "== integration: $$d"; s=$$SECONDS; \
 	  ($(PY) -m pytest -q -m slow -p no:cacheprovider $$d || [ $$? -eq 5 ]) || exit 1; \
