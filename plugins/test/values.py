@@ -1,6 +1,7 @@
 """Checks the roles' validate tasks share, as Jinja tests: ``port is tcp_port``, ``address is eth_address``,
-``url is enode``, ``digest is sha256``, ``block is cidr`` (``is cidr(4)``: IPv4 only). Each is written once
-here, with unit tests (tests/unit/test_value_tests.py).
+``url is enode``, ``digest is sha256``, ``block is cidr`` (``is cidr(4)``: IPv4 only), ``address is ip_address``
+(``is ip_address(4)``: IPv4 only). Each is written once here, with unit tests (tests/unit/test_value_tests.py), on
+Python's ipaddress: ansible.utils' tests load netaddr into every Ansible worker that evaluates them.
 """
 
 from __future__ import annotations
@@ -55,8 +56,26 @@ def cidr(value: object, version: int | None = None) -> bool:
     return version is None or network.version == int(version)
 
 
+def ip_address(value: object, version: int | None = None) -> bool:
+    """One host address, a.b.c.d or IPv6 (no prefix, no port); ``version`` 4 or 6 accepts that family only."""
+    if not isinstance(value, str):
+        return False
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return version is None or address.version == int(version)
+
+
 class TestModule:
     """Ansible's entry point for test plugins."""
 
     def tests(self) -> dict[str, object]:
-        return {"tcp_port": tcp_port, "eth_address": eth_address, "sha256": sha256, "enode": enode, "cidr": cidr}
+        return {
+            "tcp_port": tcp_port,
+            "eth_address": eth_address,
+            "sha256": sha256,
+            "enode": enode,
+            "cidr": cidr,
+            "ip_address": ip_address,
+        }

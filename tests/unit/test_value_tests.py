@@ -1,5 +1,5 @@
-"""The shared Jinja tests in plugins/test (tcp_port, eth_address, sha256, enode, cidr), run as the roles' validate tasks
-run them: through Ansible's templating, with the plugin folder ansible.cfg names."""
+"""The shared Jinja tests in plugins/test (tcp_port, eth_address, sha256, enode, cidr, ip_address), run as the roles'
+validate tasks run them: through Ansible's templating, with the plugin folder ansible.cfg names."""
 
 from __future__ import annotations
 
@@ -100,3 +100,33 @@ def test_cidr_with_a_version_accepts_that_family_only(render) -> None:
     assert render("value is cidr(4)", "10.77.0.0/22") is True
     assert render("value is cidr(4)", "fd77::/64") is False
     assert render("value is cidr(6)", "fd77::/64") is True
+
+
+@pytest.mark.parametrize("address", ["10.77.0.21", "0.0.0.0", "127.0.0.1", "::", "fd77::15", "::ffff:10.0.0.1"])
+def test_a_host_address_is_an_ip_address(render, address: str) -> None:
+    assert render("value is ip_address", address) is True
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.77.0.0/22",
+        "10.77.0.256",
+        "010.77.0.1",
+        "10.77.0.1:9100",
+        " 10.77.0.1",
+        "localhost",
+        "",
+        None,
+        167772161,
+    ],
+)
+def test_a_network_a_port_a_name_or_not_a_string_is_not_an_ip_address(render, address: object) -> None:
+    assert render("value is ip_address", address) is False
+
+
+def test_ip_address_with_a_version_accepts_that_family_only(render) -> None:
+    assert render("value is ip_address(4)", "10.77.0.21") is True
+    assert render("value is ip_address(4)", "fd77::15") is False
+    assert render("value is ip_address(6)", "fd77::15") is True
+    assert render("value is ip_address(6)", "10.77.0.21") is False
