@@ -6,7 +6,7 @@ hosts are reached through Mitogen's own podman transport. `ANSIBLE_STRATEGY=line
 
 Ansible forks a worker process per task and host, and each worker starts from the controller's memory as it was.
 ansible-core loads the Jinja filter and test plugins on a template's first use, so every worker loaded all of them
-again (a quarter of a worker's CPU in a no-op site.yml, profiled with py-spy: docs/benchmarks.md). Loading them once
+again (a quarter of a worker's CPU in a no-op site.yml, profiled with py-spy: README, Timings). Loading them once
 in the controller before its workers fork, as Mitogen already does for the action and connection plugins, gives every
 worker a warm cache; ansible-core clears it whenever a play adds a plugin directory, so nothing stale is kept.
 """
