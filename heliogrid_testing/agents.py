@@ -168,6 +168,10 @@ def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds
     its report at most 5 s after the kWh and the report was in a block 5 s later. Give `timeout` two kWh of export:
     the quiet moments are the second half of each kWh at the lab's 120 kW.
 
+    A kWh the market's capacity rule still holds back (allowed_since) is not owed yet, so such a moment is not quiet
+    either: after an outage the catch-up report can be capped below the counter, and the kWh after it follows once
+    the rule allows it.
+
     The chain is read between two looks at the agent; a moment where the agent changed in between (a new
     transaction, a kWh crossed) is discarded and the next one tried.
     """
@@ -186,7 +190,11 @@ def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds
         if mined and block < max(mined):  # the RPC node has not imported the agent's latest block yet
             return None
         meter = before["address"]
-        chain, reports, tariff = contracts.meter(meter, block), contracts.reports(meter, block), contracts.tariff(block)
+        chain = contracts.meter(meter, block)
+        owed = before["exported_wh"] // 1000 > chain.credited_kwh
+        if owed and not allowed_since(contracts, chain, block, margin_seconds):
+            return None  # the market's capacity rule holds the next kWh back (after a capped report): not yet owed
+        reports, tariff = contracts.reports(meter, block), contracts.tariff(block)
         after = status(pi)
         if after is None or outbox(pi) != transactions or after["exported_wh"] // 1000 != before["exported_wh"] // 1000:
             return None
@@ -204,6 +212,20 @@ def settled_ledger(pi: str, contracts: Contracts, timeout: float, margin_seconds
         )
 
     return eventually(look, timeout, interval=3)
+
+
+def allowed_since(contracts: Contracts, chain: Meter, block: int, seconds: float) -> bool:
+    """Whether the market's capacity rule already allowed the meter's next whole kWh `seconds` before `block`.
+
+    The contract takes an increase of at most capacity x elapsed block time (since the last report, capped at its
+    report window) plus its tolerance. A report capped by that rule (after an outage, or signed against a node whose
+    head was still old) leaves the rest of the counter to later reports, which the rule lets through at capacity
+    x tolerance faster than the meter counts: the next kWh is owed only once the rule allows it.
+    """
+    since = chain.last_report_at or chain.registered_at
+    elapsed = min(max(contracts.timestamp(block) - seconds - since, 0), contracts.max_report_seconds(block))
+    allowed_wh = chain.capacity_watts * int(elapsed) * (100 + contracts.tolerance_percent(block)) // 360_000
+    return chain.total_wh + allowed_wh >= (chain.credited_kwh + 1) * 1000
 
 
 def seconds_per_kwh(capacity_watts: int) -> float:

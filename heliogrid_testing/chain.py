@@ -321,6 +321,9 @@ class Contracts:
     def tolerance_percent(self, block: int | str = "latest") -> int:
         return int(self.market.functions.tolerancePercent().call(block_identifier=block))
 
+    def max_report_seconds(self, block: int | str = "latest") -> int:
+        return int(self.market.functions.maxReportSeconds().call(block_identifier=block))
+
     def total_supply(self, block: int | str = "latest") -> int:
         return int(self.token.functions.totalSupply().call(block_identifier=block))
 

@@ -296,6 +296,8 @@ def node_down_case(contracts: Contracts) -> None:
 
     ledger = agents.settled_ledger(pi, contracts, timeout=2 * agents.seconds_per_kwh(capacity))
     assert ledger, f"{pi}: no quiet moment to compare the agent with the chain"
+    after = [r.total_wh for r in ledger.reports if r.credited_kwh and r.total_wh > during["exported_wh"] - 1000]
+    print(f"FIGURE: {pi} reports after the outage (total Wh): {after}, counter {ledger.counter_wh:.0f} Wh")
     assert ledger.discrepancies() == []
 
 
