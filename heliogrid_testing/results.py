@@ -33,6 +33,7 @@ ORDER = (
     "pi_memory",
     "agent_idle_rpc",
     "site_profile",
+    "task_cost",
     "site_rerun",
     "new_pi",
     "stats_api",
