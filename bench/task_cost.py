@@ -122,16 +122,18 @@ def run(playbook: Path, inventory: Path, limit: list[str], containers: list[str]
     args += ["--limit", ",".join(limit), str(playbook)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     hosts0, busy0, t0 = container_cpu(containers), machine_busy(), time.monotonic()
-    proc = subprocess.Popen(args, env=lab.ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    main = 0.0
-    while proc.poll() is None:  # the main process's own CPU, read until it ends (its children are counted apart)
-        try:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            pass
-        time.sleep(0.1)
-    output = proc.stdout.read() if proc.stdout else ""
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: nobody reads while the playbook runs
+        proc = subprocess.Popen(args, env=lab.ENV, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        main = 0.0
+        while proc.poll() is None:  # the main process's own CPU, read until it ends (its children are counted apart)
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.1)
+        log.seek(0)
+        output = log.read()
     wall, busy, hosts = time.monotonic() - t0, machine_busy() - busy0, container_cpu(containers) - hosts0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
