@@ -47,6 +47,7 @@ from site_lab import ADDRESS_BASE, FIRST_EXTRA, IMAGES, remove_containers, start
 from heliogrid_testing.lab_state import lab_problem
 from heliogrid_testing.results import Run
 from lab import lab
+from lab.stages import machine_busy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,11 +79,6 @@ class Usage:
 
     def __sub__(self, other: Usage) -> Usage:
         return Usage(*(getattr(self, f) - getattr(other, f) for f in self.__dataclass_fields__))
-
-
-def machine_busy() -> float:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def container_cpu(names: list[str]) -> float:
