@@ -11,7 +11,10 @@
    ansible-core), and the roles use run_once for what must happen once (the genesis rendered, the contracts
    deployed). The section shows what they could gain at most: each host's own task time against the wall time.
 3. --grow N: N more Pis (amd64 stand-ins, as bench/site_lab.py starts them) join with one `site.yml --limit`
-   run, then the adopted no-op run is repeated over all 3 + N Pis: the growth per Pi against step 2.
+   run over them and the monitoring host (as docs/pi-guide.md has operators join Pis), then the adopted no-op run
+   is repeated over all 3 + N Pis: the growth per Pi against step 2. Each run's CPU is counted (the machine,
+   ansible-playbook with its children, each lab container), and the machine's use with no playbook running is
+   sampled for 30 s before the two no-op runs compared: where an added Pi's seconds go.
 4. A callback (bench/callbacks/task_times.py) times every task on every host: the 15 slowest host-tasks of
    the fresh run and of the adopted no-op run, and each host's total, go into the section.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -34,10 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from site_lab import ADDRESS_BASE, FIRST_EXTRA, IMAGES, remove_containers, start_containers, write_inventory
+from task_cost import container_cpu
 
 from heliogrid_testing.lab_state import lab_problem
 from heliogrid_testing.results import Run
 from lab import lab
+from lab.stages import machine_busy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +52,41 @@ CANDIDATES = {
     "mitogen": ("Mitogen, linear strategy (ansible.cfg: adopted)", {}),
 }
 SLOWEST = 15
+IDLE_SECONDS = 30  # the lab's own use, sampled before each no-op run
+
+
+def lab_containers() -> list[str]:
+    return sorted(c["Names"][0] for c in lab.containers() if c.get("State") == "running")
+
+
+@dataclass
+class Cpu:
+    """CPU-s during a run: the whole machine, ansible-playbook with its children, and each lab container."""
+
+    machine: float
+    controller: float
+    containers: dict[str, float]
+
+
+def cpu_now() -> Cpu:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Cpu(machine_busy(), usage.ru_utime + usage.ru_stime, {n: container_cpu([n]) for n in lab_containers()})
+
+
+def cpu_since(before: Cpu) -> Cpu:
+    after = cpu_now()
+    return Cpu(
+        after.machine - before.machine,
+        after.controller - before.controller,
+        {n: c - before.containers.get(n, c) for n, c in after.containers.items()},
+    )
+
+
+def idle_per_minute() -> float:
+    """The machine's busy CPU-s per minute while nothing runs Ansible: the lab sealing, syncing and selling."""
+    busy = machine_busy()
+    time.sleep(IDLE_SECONDS)
+    return (machine_busy() - busy) * 60 / IDLE_SECONDS
 
 
 @dataclass
@@ -55,9 +96,11 @@ class Timed:
     returncode: int
     changed: dict[str, int]
     rows: list[dict] = field(default_factory=list)
+    cpu: Cpu | None = None
+    idle: float | None = None  # machine CPU-s per minute just before the run, if sampled
 
 
-def run_site(label: str, env: dict[str, str], logdir: Path, *args: str) -> Timed:
+def run_site(label: str, env: dict[str, str], logdir: Path, *args: str, idle: bool = False) -> Timed:
     times = logdir / f"{label.replace(' ', '-')}.times.json"
     extra = {
         **env,
@@ -65,9 +108,11 @@ def run_site(label: str, env: dict[str, str], logdir: Path, *args: str) -> Timed
         "ANSIBLE_CALLBACKS_ENABLED": "task_times",
         "HELIOGRID_TASK_TIMES": str(times),
     }
+    background = idle_per_minute() if idle else None
     saved = dict(lab.ENV)
     lab.ENV.update(extra)
     print(f"site_profile: {label}: ansible-playbook site.yml ({env or 'ansible.cfg'})", flush=True)
+    before = cpu_now()
     start = time.monotonic()
     try:
         result = lab.playbook("site.yml", *args, log=logdir / f"{label.replace(' ', '-')}.log")
@@ -75,12 +120,13 @@ def run_site(label: str, env: dict[str, str], logdir: Path, *args: str) -> Timed
         lab.ENV.clear()
         lab.ENV.update(saved)
     seconds = time.monotonic() - start
+    cpu = cpu_since(before)
     changed = {h: r["changed"] for h, r in result.recap.items() if r["changed"]}
     rows = json.loads(times.read_text()) if times.exists() else []
     print(f"site_profile: {label}: {seconds:.0f} s, rc {result.returncode}, changed {changed or 0}", flush=True)
     if result.returncode != 0:
         print(result.output[-3000:])
-    return Timed(label, seconds, result.returncode, changed, rows)
+    return Timed(label, seconds, result.returncode, changed, rows, cpu, background)
 
 
 def slowest(run: Timed) -> list[str]:
@@ -107,13 +153,47 @@ def slowest(run: Timed) -> list[str]:
     return lines
 
 
+def cpu_cell(run: Timed) -> str:
+    return f"{run.cpu.machine:.0f} / {run.cpu.controller:.0f}" if run.cpu else ""
+
+
+def cpu_growth(before: Timed, after: Timed, added: int) -> list[str]:
+    """Where an added Pi's seconds go: the CPU-s of the controller, of the added Pis' containers, of the rest."""
+    if not (before.cpu and after.cpu):
+        return []
+    machine = (after.cpu.machine - before.cpu.machine) / added
+    controller = (after.cpu.controller - before.cpu.controller) / added
+    new = [n for n in after.cpu.containers if n not in before.cpu.containers]
+    own = sum(after.cpu.containers[n] for n in new) / added
+    cores, rest = os.cpu_count() or 1, machine - controller - own
+    lines = [
+        "",
+        f"CPU per added Pi in the no-op run: {machine:.1f} CPU-s of the machine ({machine / cores:.1f} s on its "
+        f"{cores} cores if nothing waited): ansible-playbook with its workers and Mitogen {controller:.1f}, "
+        f"the Pi's own container {own:.1f} (its modules, its geth and agent), the rest {rest:.1f} "
+        "(the hosts it talks to, podman, the kernel).",
+    ]
+    if before.idle is not None and after.idle is not None:
+        idle = (after.idle - before.idle) / added
+        lines[-1] += (
+            f" With no playbook running the lab used {before.idle:.0f} CPU-s per minute with {len(before_pis(before))} "
+            f"Pis and {after.idle:.0f} with {len(before_pis(before)) + added}: {idle:.1f} per added Pi per minute "
+            f"(it follows the chain and sells a kWh every 30 s), {idle * after.seconds / 60:.1f} CPU-s of the run."
+        )
+    return lines
+
+
+def before_pis(run: Timed) -> list[str]:
+    return [n for n in (run.cpu.containers if run.cpu else {}) if n.startswith(f"{lab.PREFIX}pi")]
+
+
 def section(fresh: Timed | None, runs: list[Timed], logdir: Path, grown: list[Timed] = ()) -> list[str]:
     lines = [
         "`ansible-playbook site.yml` on the lab (3 miners, 1 stats host, 3 Pis of which pi1 is arm64 under "
         f"qemu-user), one run after the other on the same lab. Logs: `{logdir}` (on the machine that ran it).",
         "",
-        "| run | configuration | wall time (s) | changed | result |",
-        "|---|---|---|---|---|",
+        "| run | configuration | wall time (s) | CPU-s: machine / ansible-playbook | changed | result |",
+        "|---|---|---|---|---|---|",
     ]
     for r in ([fresh] if fresh else []) + runs:
         name = "fresh lab" if r is fresh else "no-op re-run"
@@ -121,12 +201,14 @@ def section(fresh: Timed | None, runs: list[Timed], logdir: Path, grown: list[Ti
         result = "ok" if r.returncode == 0 else f"**failed** (rc {r.returncode})"
         changed = sum(r.changed.values())
         where = f" ({', '.join(f'{h}: {c}' for h, c in r.changed.items())})" if r.changed else ""
-        lines.append(f"| {name} | {config} | {r.seconds:.0f} | {changed}{where} | {result} |")
+        lines.append(f"| {name} | {config} | {r.seconds:.0f} | {cpu_cell(r)} | {changed}{where} | {result} |")
     base = len(lab.inventory_hosts("pis"))
     for r in grown:
         result = "ok" if r.returncode == 0 else f"**failed** (rc {r.returncode})"
         changed = sum(r.changed.values())
-        lines.append(f"| {r.label} | {CANDIDATES['mitogen'][0]} | {r.seconds:.0f} | {changed} | {result} |")
+        lines.append(
+            f"| {r.label} | {CANDIDATES['mitogen'][0]} | {r.seconds:.0f} | {cpu_cell(r)} | {changed} | {result} |"
+        )
     adopted = next((r for r in runs if r.label == "mitogen"), None)
     rerun = next((r for r in grown if r.label.startswith("no-op re-run")), None)
     if adopted and rerun and adopted.returncode == rerun.returncode == 0:
@@ -134,6 +216,7 @@ def section(fresh: Timed | None, runs: list[Timed], logdir: Path, grown: list[Ti
         growth = (rerun.seconds - adopted.seconds) / (pis - base)
         added = rerun.seconds - adopted.seconds
         lines += ["", f"Growth: {base} → {pis} Pis adds {added:.0f} s ({growth:+.1f} s per Pi)."]
+        lines += cpu_growth(adopted, rerun, pis - base)
     for r in [fresh, adopted]:
         if r and r.rows:
             lines += ["", *slowest(r)]
@@ -170,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     runs: list[Timed] = []
     for label in chosen:
-        runs.append(run_site(label, CANDIDATES[label][1], logdir))
+        runs.append(run_site(label, CANDIDATES[label][1], logdir, idle=label == "mitogen"))
         report.write(section(fresh, runs, logdir))
     grown: list[Timed] = []
     if args.grow:
@@ -193,11 +276,12 @@ def grow(extra: int, logdir: Path) -> list[Timed]:
     try:
         start_containers(pis, started)
         write_inventory(inventory, pis)
-        names = ",".join(name for name, _, _ in pis)
+        # As docs/pi-guide.md has operators join Pis: the new Pis and the monitoring host, which scrapes them.
+        names = ",".join([*(name for name, _, _ in pis), "monitoring"])
         joined = run_site(f"{extra} Pis join (--limit)", {}, logdir, *sources, "--limit", names)
         if joined.returncode != 0:
             return [joined]
-        return [joined, run_site(f"no-op re-run, {len(base) + extra} Pis", {}, logdir, *sources)]
+        return [joined, run_site(f"no-op re-run, {len(base) + extra} Pis", {}, logdir, *sources, idle=True)]
     finally:
         remove_containers(started)
 
