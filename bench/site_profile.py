@@ -18,7 +18,7 @@
 4. A callback (bench/callbacks/task_times.py) times every task on every host: the 15 slowest host-tasks of
    the fresh run and of the adopted no-op run, and each host's total, go into the section.
 
-    python bench/site_profile.py --fresh --grow 7         # everything (about 30 min on 2 cores)
+    python bench/site_profile.py --fresh --grow 7         # everything (13 min with --candidates mitogen)
     python bench/site_profile.py --candidates mitogen     # one no-op run on a lab with site.yml applied
 
 Writes the section site_profile of docs/benchmarks.md.

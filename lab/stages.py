@@ -9,7 +9,9 @@ tier mostly waits on the chain (block periods, kWh being sold), which is when th
 Every stage runs even after one fails, so one run reports every failure; the exit code is 1 if any failed.
 
 Each stage's output goes to test-results/stages/<stage>.log; a failed stage's last lines are printed.
-The last line is "stages: N passed, N failed".
+The last line is "stages: N passed, N failed". When the system tier ran and every stage passed, the lab is removed
+afterwards (idle, it keeps sealing, syncing and selling: about a tenth of this machine's CPU); after a failure it is
+left up to look into (`make lab-down` removes it). HELIOGRID_KEEP_LAB=1 keeps it in either case.
     lab/stages.py [--only lint,unit,...] [--workers N]
 """
 
@@ -158,8 +160,23 @@ def main() -> int:
         f"cpu: the stage's own processes, not the containers podman runs for it (the lab's, molecule's); the machine "
         f"was busy {busy:.0f} CPU-s in all, {busy / total:.2f} of {os.cpu_count()} cores on average"
     )
+    settle_lab(done, failed)
     print(f"stages: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
+
+
+def settle_lab(done: list[tuple[str, Stage]], failed: int) -> None:
+    """Remove the lab the system tier left, unless something failed (it is evidence) or the caller keeps it."""
+    if not any(s.name == "system" for _, s in done):
+        return
+    if failed or os.environ.get("HELIOGRID_KEEP_LAB") == "1":
+        why = "HELIOGRID_KEEP_LAB=1" if not failed else "a stage failed"
+        print(f"stages: the lab is left up ({why}); `make lab-down` removes it")
+        return
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "lab" / "lab.py"), "down"], cwd=ROOT, capture_output=True, text=True
+    )
+    print("stages: the lab is removed" if result.returncode == 0 else f"stages: lab down failed:\n{result.stderr}")
 
 
 if __name__ == "__main__":
