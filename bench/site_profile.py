@@ -78,7 +78,7 @@ def cpu_since(before: Cpu) -> Cpu:
     return Cpu(
         after.machine - before.machine,
         after.controller - before.controller,
-        {n: c - before.containers.get(n, c) for n, c in after.containers.items()},
+        {n: c - before.containers.get(n, 0.0) for n, c in after.containers.items()},  # a new container: all of it,
     )
 
 
@@ -175,15 +175,17 @@ def cpu_growth(before: Timed, after: Timed, added: int) -> list[str]:
     ]
     if before.idle is not None and after.idle is not None:
         idle = (after.idle - before.idle) / added
+        few, many = len(pi_containers(before)), len(pi_containers(after))
         lines[-1] += (
-            f" With no playbook running the lab used {before.idle:.0f} CPU-s per minute with {len(before_pis(before))} "
-            f"Pis and {after.idle:.0f} with {len(before_pis(before)) + added}: {idle:.1f} per added Pi per minute "
-            f"(it follows the chain and sells a kWh every 30 s), {idle * after.seconds / 60:.1f} CPU-s of the run."
+            f" With no playbook running the lab used {before.idle:.0f} CPU-s per minute with {few} "
+            f"Pis and {after.idle:.0f} with {many}: {idle:.1f} per added Pi per minute "
+            f"(its geth follows the chain, its agent sells), {idle * after.seconds / 60:.1f} CPU-s of the run."
         )
     return lines
 
 
-def before_pis(run: Timed) -> list[str]:
+def pi_containers(run: Timed) -> list[str]:
+    """The Pis' containers that ran during `run`."""
     return [n for n in (run.cpu.containers if run.cpu else {}) if n.startswith(f"{lab.PREFIX}pi")]
 
 
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     runs: list[Timed] = []
     for label in chosen:
-        runs.append(run_site(label, CANDIDATES[label][1], logdir, idle=label == "mitogen"))
+        runs.append(run_site(label, CANDIDATES[label][1], logdir, idle=label == "mitogen" and args.grow > 0))
         report.write(section(fresh, runs, logdir))
     grown: list[Timed] = []
     if args.grow:
