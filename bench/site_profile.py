@@ -241,8 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     logdir = Path(tempfile.mkdtemp(prefix="heliogrid-bench-profile-"))
     fresh = None
     if args.fresh:
-        lab.cli("down")
-        lab.clear_state()
+        lab.cli("down")  # the controller's state folder too
         lab.cli("up")
         fresh = run_site("fresh", {}, logdir)
         report.write(section(fresh, [], logdir))

@@ -456,6 +456,12 @@ def status() -> None:
 
 
 def down() -> None:
+    """Remove the lab: its containers, network and cached facts, and what plays recorded on the controller for it.
+
+    The chain goes with its containers, so contracts.json (addresses on that chain), the ethstats credentials and
+    the backups describe nothing that exists any more: kept, the next `up` and site.yml would stop on a contract
+    recorded at an address with no code.
+    """
     names = [c["Names"][0] for c in containers()]
     if names:
         podman("rm", "-f", "-t", "5", *names)
@@ -466,6 +472,8 @@ def down() -> None:
         podman("network", "rm", net["name"])
         print(f"lab: removed network {net['name']}")
     shutil.rmtree(ROOT / ".cache" / "facts", ignore_errors=True)
+    clear_state()
+    print("lab: cleared what the controller recorded for it (inventories/lab/state)")
 
 
 def destroy(names: Sequence[str]) -> None:

@@ -22,8 +22,7 @@ def fresh_lab() -> None:
     if os.environ.get("HELIOGRID_SITE_APPLIED") == "1":
         return
     if os.environ.get("HELIOGRID_KEEP_LAB") != "1":
-        lab.cli("down")
-        lab.clear_state()
+        lab.cli("down")  # removes what the controller recorded for the lab too
     lab.cli("up")
 
 
