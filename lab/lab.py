@@ -8,7 +8,7 @@ label ``io.heliogrid.lab``; ``down`` removes only objects with that label.
 
     lab/lab.py up [HOST ...]     create or start the containers (all hosts by default)
     lab/lab.py status            show the containers and their state
-    lab/lab.py down              remove the lab's containers and network
+    lab/lab.py down              remove the lab's containers and network, and empty inventories/lab/state
     lab/lab.py destroy HOST ...  remove these hosts' containers, as machines lost for good (`up HOST` makes new ones)
 
 It is also the lab driver the tests and the benchmarks import (`from lab import lab`): run a playbook, run a
@@ -500,7 +500,7 @@ def main() -> None:
     p_up = sub.add_parser("up", help="create or start the lab containers")
     p_up.add_argument("hosts", nargs="*", help="inventory hosts to bring up (default: all)")
     sub.add_parser("status", help="show the lab containers")
-    sub.add_parser("down", help="remove the lab containers and network")
+    sub.add_parser("down", help="remove the lab containers and network, and empty inventories/lab/state")
     p_destroy = sub.add_parser("destroy", help="remove some hosts' containers (machines lost for good)")
     p_destroy.add_argument("hosts", nargs="+", help="inventory hosts whose containers to remove")
     args = parser.parse_args()
