@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from web3 import Web3
+from web3 import EthereumTesterProvider, Web3
+from web3.exceptions import TransactionNotFound
 from web3.utils import get_create_address
 
 BUILD = Path(__file__).resolve().parents[1] / "contracts" / "build"
@@ -44,9 +46,39 @@ def submit(w3: Web3, key: str, tx: dict[str, Any], nonce: int | None = None) -> 
     return w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
 
 
+def settled(w3: Web3, tx_hash: Any, timeout: float = 60) -> Any:
+    """The transaction's receipt once a block is built on the one that holds it: what a read at 'latest' then sees.
+
+    geth 1.13's Clique sealer can sign two blocks at one height when a transaction arrives as it seals, one with the
+    transaction and one without; a node that saw the first may switch to the other (equal difficulty: a coin toss),
+    and the transaction goes into the next block. Until a block is built on it, a receipt can still move and state read
+    at 'latest' can lack it (seen in make test 2026-12-05, on a dev chain and on the lab). eth-tester mines a block per
+    transaction and never reorganises: its first receipt is final.
+    """
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
+    if isinstance(w3.provider, EthereumTesterProvider):
+        return receipt
+    deadline = time.monotonic() + timeout
+    while True:
+        head = w3.eth.block_number
+        if head > receipt["blockNumber"]:
+            try:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:  # between the two blocks of a reorganisation: read it again
+                pass
+            else:
+                canonical = w3.eth.get_block(receipt["blockNumber"])["hash"]
+                if canonical == receipt["blockHash"] and w3.eth.block_number > receipt["blockNumber"]:
+                    return receipt
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"transaction {tx_hash.to_0x_hex()}: no block was built on its block within {timeout} s")
+        time.sleep(0.1)
+
+
 def mined(w3: Web3, *tx_hashes: Any) -> list[Any]:
-    """The receipts of transactions sent together (on a Clique chain they share a block), each one successful."""
-    receipts = [w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60) for tx_hash in tx_hashes]
+    """The receipts of transactions sent together (on a Clique chain they share a block), each one successful and
+    settled (see `settled`)."""
+    receipts = [settled(w3, tx_hash) for tx_hash in tx_hashes]
     for tx_hash, receipt in zip(tx_hashes, receipts, strict=True):
         assert receipt["status"] == 1, f"transaction {tx_hash.to_0x_hex()} failed"
     return receipts

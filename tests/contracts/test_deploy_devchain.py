@@ -23,6 +23,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from heliogrid_testing import ROOT
+from heliogrid_testing.chainkit import settled
 from heliogrid_testing.devchain import SEALER_KEY
 from heliogrid_testing.fixtures import devchain  # noqa: F401 - pytest fixture
 
@@ -58,9 +59,7 @@ def send(w3: Web3, key: str, tx: dict) -> dict:
     if "maxFeePerGas" not in tx:
         tx.setdefault("gasPrice", w3.eth.gas_price)
     tx["chainId"] = w3.eth.chain_id
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=60
-    )
+    receipt = settled(w3, w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
     assert receipt["status"] == 1, receipt
     return receipt
 
@@ -110,7 +109,7 @@ def test_deploy_on_clique_geth_is_idempotent_and_the_meter_can_report(devchain, 
         {"from": meter.address, "nonce": w3.eth.get_transaction_count(meter.address)}
     )
     tx_hash = w3.eth.send_raw_transaction(meter.sign_transaction(tx).raw_transaction)
-    assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] == 1
+    assert settled(w3, tx_hash)["status"] == 1
     token = w3.eth.contract(address=first.record["token"]["address"], abi=first.record["token"]["abi"])
     assert token.functions.balanceOf(w3.to_checksum_address(OWNER)).call() == 10**18
 
