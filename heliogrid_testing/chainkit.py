@@ -49,11 +49,12 @@ def submit(w3: Web3, key: str, tx: dict[str, Any], nonce: int | None = None) -> 
 def settled(w3: Web3, tx_hash: Any, timeout: float = 60) -> Any:
     """The transaction's receipt once a block is built on the one that holds it: what a read at 'latest' then sees.
 
-    geth 1.13's Clique sealer can sign two blocks at one height when a transaction arrives as it seals, one with the
-    transaction and one without; a node that saw the first may switch to the other (equal difficulty: a coin toss),
-    and the transaction goes into the next block. Until a block is built on it, a receipt can still move and state read
-    at 'latest' can lack it (seen in make test 2026-12-05, on a dev chain and on the lab). eth-tester mines a block per
-    transaction and never reorganises: its first receipt is final.
+    geth 1.13's Clique sealer can sign two blocks at one height, one without the transaction and one with it: the
+    miner resubmits its work when transactions arrive, and a resubmission that comes as the previous task's timer
+    fires is signed too (miner/worker.go taskLoop). A node that saw one may switch to the other (equal difficulty: a
+    coin toss, core/forkchoice.go), and the transaction goes into the next block. Until a block is built on it, a
+    receipt can still move and state read at 'latest' can lack it (seen in make test 2026-12-05, on a dev chain and on
+    the lab). eth-tester mines a block per transaction and never reorganises: its first receipt is final.
     """
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
     if isinstance(w3.provider, EthereumTesterProvider):
