@@ -53,8 +53,8 @@ def settled(w3: Web3, tx_hash: Any, timeout: float = 60) -> Any:
     miner resubmits its work when transactions arrive, and a resubmission that comes as the previous task's timer
     fires is signed too (miner/worker.go taskLoop). A node that saw one may switch to the other (equal difficulty: a
     coin toss, core/forkchoice.go), and the transaction goes into the next block. Until a block is built on it, a
-    receipt can still move and state read at 'latest' can lack it (seen in make test 2026-12-05, on a dev chain and on
-    the lab). eth-tester mines a block per transaction and never reorganises: its first receipt is final.
+    receipt can still move and state read at 'latest' can lack it (seen on the lab in make test 2026-12-05; a dev-chain
+    test failed the same way that day). eth-tester mines a block per transaction and never reorganises.
     """
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
     if isinstance(w3.provider, EthereumTesterProvider):
